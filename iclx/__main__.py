@@ -1,0 +1,3 @@
+from iclx.cli import main
+
+main()

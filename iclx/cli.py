@@ -1,0 +1,189 @@
+"""The ``iclx`` entrypoint: compose the config with Hydra, run the named stages, summarize.
+
+Only hydra and omegaconf are imported at module level, so ``iclx --help`` stays fast and free of
+torch; stages import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from iclx import registry
+from iclx.errors import IclxError, did_you_mean
+
+log = logging.getLogger("iclx")
+
+# Set to 1 when a job fails; main() exits with it after Hydra returns (a multirun keeps going).
+_exit_code = 0
+
+
+def conf_dir() -> Path:
+    """The config folder: ``iclx/conf`` inside an installed wheel, ``conf/`` in a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    if (packaged / "config.yaml").is_file():
+        return packaged
+    return here.parent / "conf"
+
+
+def group_options(root: Path | None = None) -> dict[str, list[str]]:
+    """Every config group (``data``, ``data/order``, ...) and its options, read from the folder."""
+    root = root or conf_dir()
+    groups: dict[str, list[str]] = {}
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        options = sorted(f.stem for f in folder.glob("*.yaml"))
+        if options:
+            groups[folder.relative_to(root).as_posix()] = options
+    return groups
+
+
+def check_group_overrides(args: list[str], groups: dict[str, list[str]]) -> None:
+    """Fail early, in one line, on ``group=option`` overrides that name no option of the group.
+
+    Hydra would fail too, but with a multi-line message and no suggestion.
+    """
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if key.startswith("hydra") or "@" in key or key not in groups:
+            continue
+        if any(c in value for c in "()[]{}$*"):  # sweep functions, globs: let Hydra handle them
+            continue
+        for option in (v.strip() for v in value.split(",")):
+            if option in ("", "null") or option in groups[key]:
+                continue
+            known = groups[key]
+            raise IclxError(
+                f"unknown {key} '{option}'. Known: {', '.join(known)}{did_you_mean(option, known)}"
+            )
+
+
+def _run_job(cfg: DictConfig) -> dict[str, Any]:
+    """Run the stages of one job; return its summary. Errors become one line and a 'failed' status."""
+    global _exit_code
+    from iclx.artifacts import ArtifactStore
+    from iclx.run import Run
+
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    choices = {
+        k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None
+    }
+    run = Run(
+        cfg=cfg,
+        out_dir=out_dir,
+        store=ArtifactStore(cfg.paths.cache_dir, force=bool(cfg.get("force", False))),
+        seed=int(cfg.seed),
+        choices=choices,
+        multirun=multirun,
+    )
+    run.write_summary(
+        status="running",
+        name=cfg.get("name"),
+        overrides=list(hydra_cfg.overrides.task),
+        choices=choices,
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    start = time.perf_counter()
+    try:
+        _run_stages(run, hydra_cfg)
+        run.write_summary(status="ok", seconds=round(time.perf_counter() - start, 2))
+    except KeyboardInterrupt:
+        run.write_summary(status="interrupted", seconds=round(time.perf_counter() - start, 2))
+        raise
+    except Exception as e:  # noqa: BLE001 -- every failure is reported, then the job ends
+        message = str(e) if isinstance(e, IclxError) else f"{type(e).__name__}: {e}"
+        trace = out_dir / "traceback.txt"
+        trace.write_text(traceback.format_exc())
+        if not isinstance(e, IclxError):
+            message += f" (traceback in {trace})"
+        run.write_summary(status="failed", error=message, seconds=round(time.perf_counter() - start, 2))
+        print(f"iclx: {message}", file=sys.stderr, flush=True)
+        if os.environ.get("ICLX_DEBUG") or hydra_cfg.verbose:
+            traceback.print_exc()
+        _exit_code = 1
+    finally:
+        run.close()
+    return run.summary
+
+
+def _run_stages(run: Any, hydra_cfg: Any) -> None:
+    from iclx.loggers import build_loggers
+    from iclx.run import resolved_config, seed_everything
+
+    cfg = run.cfg
+    registry.load_plugins(list(cfg.get("plugins") or []))
+    stages = [str(s) for s in cfg.stages]
+    if not stages:
+        raise IclxError("stages is empty: name at least one stage, e.g. stages=[probe]")
+    for stage in stages:
+        registry.get("stage", stage)  # unknown names fail before anything runs
+    seed_everything(run.seed)
+    group = cfg.get("sweep_name") if run.multirun else cfg.get("name")
+    run.loggers = build_loggers(
+        cfg.logger,
+        run.out_dir,
+        run_name=f"{cfg.get('name')}/{run.out_dir.name}",
+        group=str(group),
+        job_type="+".join(stages),
+        tags=[f"{k}={v}" for k, v in sorted(run.choices.items())],
+        config=resolved_config(cfg),
+    )
+    for stage in stages:
+        log.info("stage %s: start", stage)
+        start = time.perf_counter()
+        metrics = registry.get("stage", stage)(run) or {}
+        metrics = dict(metrics)
+        metrics.setdefault("seconds", round(time.perf_counter() - start, 2))
+        run.record(stage, metrics)
+        log.info("stage %s: done in %.1fs", stage, metrics["seconds"])
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+def hydra_main(cfg: DictConfig) -> dict[str, Any]:
+    return _run_job(cfg)
+
+
+def run_cli(argv: list[str]) -> int:
+    """Run ``iclx ARGV`` in this process and return its exit code (the tests use this directly)."""
+    global _exit_code
+    _exit_code = 0
+    try:
+        check_group_overrides(argv, group_options())
+    except IclxError as e:
+        print(f"iclx: {e}", file=sys.stderr)
+        return 2
+    saved_argv = sys.argv
+    sys.argv = ["iclx", *argv]
+    try:
+        hydra_main()
+    except SystemExit as e:  # Hydra exits on its own errors (bad override syntax, missing keys)
+        return e.code if isinstance(e.code, int) else 1
+    finally:
+        sys.argv = saved_argv
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+    return _exit_code
+
+
+def main() -> None:
+    sys.exit(run_cli(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Registered components: every module here registers itself on import."""
+
+from iclx.registry import import_submodules
+
+import_submodules(__name__)

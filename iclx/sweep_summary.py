@@ -1,0 +1,235 @@
+"""When a multirun ends: one ``summary.csv`` (a row per job) and one comparison plot.
+
+Each job leaves ``summary.json`` (status, final metrics of every stage) and ``.hydra/overrides.yaml``
+in its folder; this reads them back, so a job that crashed (no summary, or status failed) still
+gets its row and the others keep theirs. What the plot shows is the ``report`` config section:
+
+- ``report.curve``: a metric prefix such as ``evaluate/accuracy_k``; metrics named ``<prefix><x>``
+  become one curve per job group (x = the number), mean and spread over seeds;
+- ``report.metric``: otherwise, one scalar plotted against the first numeric swept key, or as bars;
+- ``report.by``: the override keys that name a group (default: every swept key but ``seed``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("iclx")
+
+SEED_KEYS = ("seed",)
+
+
+def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
+    """One record per job folder: number, overrides, status, error, flattened final metrics."""
+    from iclx.run import final_metrics
+
+    jobs = []
+    folders = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name)):
+        overrides_file = folder / ".hydra" / "overrides.yaml"
+        overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
+        summary_file = folder / "summary.json"
+        try:
+            summary = json.loads(summary_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            summary = {"status": "failed", "error": "no summary.json (the job died before finishing)"}
+        status = summary.get("status", "failed")
+        if status == "running":  # killed mid-run: it never wrote a final status
+            status, summary["error"] = "failed", "the job stopped before finishing"
+        jobs.append(
+            {
+                "job": int(folder.name),
+                "overrides": [str(o) for o in overrides],
+                "status": status,
+                "error": summary.get("error", ""),
+                "metrics": final_metrics(summary),
+            }
+        )
+    return jobs
+
+
+def override_values(overrides: list[str]) -> dict[str, str]:
+    out = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        out[key.lstrip("+~")] = value
+    return out
+
+
+def write_summary_csv(jobs: list[dict[str, Any]], path: Path) -> list[str]:
+    """summary.csv: job, status, one column per swept key, the metrics, the error. Returns columns."""
+    keys = sorted({k for j in jobs for k in override_values(j["overrides"])})
+    metric_names = sorted({m for j in jobs for m in j["metrics"]})
+    columns = ["job", "status", *keys, *metric_names, "overrides", "error"]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for j in jobs:
+            values = override_values(j["overrides"])
+            writer.writerow(
+                [j["job"], j["status"], *(values.get(k, "") for k in keys)]
+                + [j["metrics"].get(m, "") for m in metric_names]
+                + [" ".join(j["overrides"]), j["error"]]
+            )
+    tmp.replace(path)
+    return columns
+
+
+def _as_number(value: str) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def _groups(jobs: list[dict[str, Any]], by: list[str]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for j in jobs:
+        values = override_values(j["overrides"])
+        label = ", ".join(f"{k}={values[k]}" for k in by if k in values) or "all jobs"
+        grouped[label].append(j)
+    return grouped
+
+
+def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, title: str) -> Path | None:
+    """The sweep's one comparison plot (see module doc); None when no job has the metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [j for j in jobs if j["status"] == "ok"]
+    swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
+    by = list(report.get("by") or [k for k in swept if k not in SEED_KEYS])
+    curve = report.get("curve")
+    metric = report.get("metric") or next(
+        (m for j in ok for m, v in sorted(j["metrics"].items()) if isinstance(v, (int, float)) and not m.endswith("seconds")),
+        None,
+    )
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    drawn = False
+    if curve:
+        pattern = re.compile(re.escape(curve) + r"(\d+(?:\.\d+)?)$")
+        for label, members in sorted(_groups(ok, by).items()):
+            points: dict[float, list[float]] = defaultdict(list)
+            for j in members:
+                for m, v in j["metrics"].items():
+                    match = pattern.match(m)
+                    if match and isinstance(v, (int, float)):
+                        points[float(match.group(1))].append(float(v))
+            if not points:
+                continue
+            xs = sorted(points)
+            stats = [_mean_std(points[x]) for x in xs]
+            ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label)
+            drawn = True
+        ax.set_xlabel(curve.rsplit("/", 1)[-1].rstrip("_=@") or "x")
+        ax.set_ylabel(curve)
+        if drawn and all(x > 0 for line in ax.lines for x in line.get_xdata()):
+            ax.set_xscale("symlog", base=2)
+    elif metric:
+        numeric_keys = [k for k in by if all(_as_number(override_values(j["overrides"]).get(k)) is not None for j in ok)]
+        x_key = numeric_keys[0] if numeric_keys else None
+        line_keys = [k for k in by if k != x_key]
+        for label, members in sorted(_groups(ok, line_keys).items()):
+            points = defaultdict(list)
+            for j in members:
+                v = j["metrics"].get(metric)
+                if not isinstance(v, (int, float)):
+                    continue
+                x = _as_number(override_values(j["overrides"]).get(x_key)) if x_key else 0.0
+                points[x].append(float(v))
+            if not points:
+                continue
+            xs = sorted(points)
+            stats = [_mean_std(points[x]) for x in xs]
+            if x_key:
+                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label)
+            else:
+                ax.bar(label, stats[0][0], yerr=stats[0][1], capsize=3)
+            drawn = True
+        ax.set_xlabel(x_key or "")
+        ax.set_ylabel(metric)
+        if not x_key:
+            ax.tick_params(axis="x", labelrotation=30)
+    if not drawn:
+        plt.close(fig)
+        return None
+    failed = len(jobs) - len(ok)
+    ax.set_title(f"{title} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")"), fontsize=10)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def format_table(columns: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text table for the console and the log."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tuple[Path, Path | None, str]:
+    jobs = read_jobs(sweep_dir)
+    csv_path = sweep_dir / "summary.csv"
+    write_summary_csv(jobs, csv_path)
+    plot_path = plot_sweep(jobs, report, sweep_dir / "summary.png", title)
+    headline = report.get("metric")
+    names = [headline] if headline else []
+    if report.get("curve"):
+        names = sorted({m for j in jobs for m in j["metrics"] if m.startswith(report["curve"])}, key=_natural)
+    if not names:
+        names = sorted({m for j in jobs for m in j["metrics"] if not m.endswith("seconds")})[:6]
+    rows = [
+        [j["job"], j["status"], " ".join(j["overrides"]), *(j["metrics"].get(m, "") for m in names)]
+        for j in jobs
+    ]
+    table = format_table(["job", "status", "overrides", *names], rows)
+    return csv_path, plot_path, table
+
+
+def _natural(text: str) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+class SweepSummary(Callback):
+    """Hydra callback (``hydra.callbacks.sweep_summary``) run once when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        report = OmegaConf.to_container(config.get("report") or {}, resolve=True)
+        title = str(config.get("sweep_name") or config.get("name") or sweep_dir.parent.name)
+        csv_path, plot_path, table = summarize_sweep(sweep_dir, report, title)  # type: ignore[arg-type]
+        print(f"\n{table}\n", flush=True)
+        print(f"iclx: sweep summary {csv_path}" + (f", plot {plot_path}" if plot_path else ""), flush=True)

@@ -1,0 +1,79 @@
+"""The ``trainer`` group mapped onto ``lightning.Trainer``, shared by every stage that trains.
+
+Keys of the group are Trainer arguments, plus iclx's own: ``compile`` (torch.compile the model,
+read by the LightningModules) and ``precision: auto`` (bf16 mixed precision where the hardware
+runs it fast, CPUs with AMX/AVX512-BF16 included, else fp32). ``max_steps: null`` lets each stage
+use its own default; a number there (e.g. from ``trainer=debug``) wins.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from iclx.registry import _plain, check_arguments
+
+log = logging.getLogger("iclx")
+
+ICLX_TRAINER_KEYS = ("compile",)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: Any, accelerator: str) -> Any:
+    """``auto`` becomes ``bf16-mixed`` where bf16 is fast, ``16-mixed`` on older GPUs, else ``32-true``."""
+    if str(precision) != "auto":
+        return precision
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+
+
+def trainer_arguments(trainer_cfg: Mapping[str, Any], default_max_steps: int | None = None) -> dict[str, Any]:
+    """The config section as checked ``lightning.Trainer`` keyword arguments."""
+    import lightning
+
+    kwargs = _plain(trainer_cfg)
+    for key in ICLX_TRAINER_KEYS:
+        kwargs.pop(key, None)
+    if kwargs.get("max_steps") is None:
+        kwargs["max_steps"] = default_max_steps if default_max_steps is not None else -1
+    kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), str(kwargs.get("accelerator", "auto")))
+    return check_arguments("lightning.Trainer", lightning.Trainer, kwargs, key="trainer")
+
+
+def build_trainer(
+    run: Any,
+    *,
+    default_max_steps: int | None = None,
+    callbacks: Sequence[Any] = (),
+    trainer_cfg: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> Any:
+    """A Trainer that logs to the run's loggers (metrics.csv, W&B) and writes under the run folder."""
+    import lightning
+
+    kwargs = trainer_arguments(trainer_cfg if trainer_cfg is not None else run.cfg.trainer, default_max_steps)
+    kwargs.update(overrides)
+    kwargs.setdefault("logger", run.loggers or False)
+    kwargs.setdefault("default_root_dir", str(run.out_dir))
+    log.info(
+        "trainer: accelerator=%s devices=%s strategy=%s precision=%s max_steps=%s",
+        kwargs.get("accelerator", "auto"), kwargs.get("devices", "auto"), kwargs.get("strategy", "auto"),
+        kwargs["precision"], kwargs["max_steps"],
+    )
+    return lightning.Trainer(callbacks=list(callbacks), **kwargs)

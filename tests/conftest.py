@@ -1,0 +1,63 @@
+"""Shared test helpers: run the real `iclx` command, compose configs in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+# Small CPU runs: more threads than cores only adds contention.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def iclx_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ICLX_CACHE_DIR=str(tmp_path / "cache"),
+        WANDB_MODE=extra.pop("WANDB_MODE", "disabled"),
+        PYTHONPATH=os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")]),
+        HF_HUB_OFFLINE="1",
+    )
+    env.pop("ICLX_DEBUG", None)
+    env.update(extra)
+    return env
+
+
+def run_iclx(tmp_path: Path, *args: str, timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
+    """`python -m iclx ARGS` in ``tmp_path`` (outputs land there), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "iclx", *args],
+        cwd=tmp_path,
+        env=iclx_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def only_run_dir(root: Path) -> Path:
+    """The one run folder under ``root`` (outputs/<name>/<date>_<time>)."""
+    dirs = [p.parent for p in root.rglob("summary.json")]
+    assert len(dirs) == 1, f"expected one run under {root}, found {dirs}"
+    return dirs[0]
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    return SHARED_DATA
