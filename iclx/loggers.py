@@ -9,9 +9,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from iclx.errors import ConfigError
+from iclx.registry import _plain
 
 log = logging.getLogger("iclx")
 
@@ -81,7 +82,7 @@ def _wandb_logger(
     from lightning.pytorch.loggers import WandbLogger
 
     mode = resolve_wandb_mode(str(cfg.get("mode", "auto")))
-    extra_tags = list(OmegaConf.to_container(cfg.get("tags") or [], resolve=True))  # type: ignore[arg-type]
+    extra_tags = [str(t) for t in _plain(cfg.get("tags") or [])]
     # W&B rejects tags longer than 64 characters
     all_tags = [t[:64] for t in tags + extra_tags]
     wandb_logger = WandbLogger(

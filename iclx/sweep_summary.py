@@ -140,10 +140,15 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
             stats = [_mean_std(points[x]) for x in xs]
             ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label)
             drawn = True
-        ax.set_xlabel(curve.rsplit("/", 1)[-1].rstrip("_=@") or "x")
-        ax.set_ylabel(curve)
-        if drawn and all(x > 0 for line in ax.lines for x in line.get_xdata()):
-            ax.set_xscale("symlog", base=2)
+        # "evaluate/accuracy_k" -> y "evaluate/accuracy", x "k"
+        y_name, _, x_name = curve.rstrip("_=@").rpartition("_")
+        ax.set_xlabel(x_name or "x")
+        ax.set_ylabel(y_name or curve)
+        xs_all = [x for line in ax.lines for x in line.get_xdata()]
+        if drawn and min(xs_all) >= 0 and max(xs_all) >= 8:  # shots 0, 1, 2, 4, ... read best on log2
+            ax.set_xscale("symlog", base=2, linthresh=1)
+            ticks = sorted(set(xs_all))
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     elif metric:
         numeric_keys = [k for k in by if all(_as_number(override_values(j["overrides"]).get(k)) is not None for j in ok)]
         x_key = numeric_keys[0] if numeric_keys else None
@@ -214,7 +219,24 @@ def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tupl
         for j in jobs
     ]
     table = format_table(["job", "status", "overrides", *names], rows)
+    swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
+    by = list(report.get("by") or [k for k in swept if k not in SEED_KEYS])
+    groups = _groups([j for j in jobs if j["status"] == "ok"], by)
+    if any(len(members) > 1 for members in groups.values()):
+        table += "\n\nmean +- std over the other swept keys (seeds):\n" + aggregate_table(groups, names)
     return csv_path, plot_path, table
+
+
+def aggregate_table(groups: dict[str, list[dict[str, Any]]], names: list[str]) -> str:
+    rows = []
+    for label, members in sorted(groups.items()):
+        cells = []
+        for m in names:
+            values = [float(j["metrics"][m]) for j in members if isinstance(j["metrics"].get(m), (int, float))]
+            mean, std = _mean_std(values) if values else (math.nan, math.nan)
+            cells.append(f"{mean:.4g} +- {std:.2g}" if values else "")
+        rows.append([label, len(members), *cells])
+    return format_table(["group", "jobs", *names], rows)
 
 
 def _natural(text: str) -> list[Any]:

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 PLUGINS = Path(__file__).resolve().parent / "plugins"
+sys.path.insert(0, str(PLUGINS))  # tests/plugins/iclx_test_plugin.py: `plugins=[iclx_test_plugin]`
 
 # Small CPU runs: more threads than cores only adds contention.
 os.environ.setdefault("OMP_NUM_THREADS", "2")

@@ -17,3 +17,27 @@ def fail_on_seed(run):
     if run.seed == int(run.cfg.get("bad_seed", -1)):
         raise DataError(f"seed {run.seed} is the bad seed")
     return {"passed": 1}
+
+
+@register("stage", "plot")
+def plot(run):
+    """Saves one figure and one table, to check they reach the run folder and W&B."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1, 2], [1.0, 0.5, 0.25])
+    run.save_figure(fig, "curve")
+    run.log_table("plot/table", ["x", "y"], [[0, 1.0], [1, 0.5]])
+    run.log_metrics({"plot/y_last": 0.25}, step=2)
+    return {"y_last": 0.25}
+
+
+@register("selector", "test_only")
+class TestOnlySelector:
+    """A component with typed parameters, to check build()'s checks against a signature."""
+
+    def __init__(self, k: int, mode: str = "fast", weights: list[float] | None = None):
+        self.k, self.mode, self.weights = k, mode, weights

@@ -1,0 +1,126 @@
+"""The `iclx` command: help, composition of every option, run folders, errors, multirun summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from iclx.cli import conf_dir, group_options, run_cli
+
+from conftest import read_summary
+from wandb_records import run_contents
+
+GROUPS = ["data", "data/order", "tokenizer", "model", "optimizer", "selector", "probe", "task", "trainer", "logger", "experiment"]
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run iclx in-process from an empty folder, with its own cache and W&B off."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    return tmp_path
+
+
+def test_help_lists_every_group_and_imports_no_torch(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "iclx", "--help"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for group in GROUPS:
+        assert f"\n{group}: " in proc.stdout, f"group {group} missing from --help"
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    heavy = {m for m in imported if m.split(".")[0] in {"torch", "lightning", "faiss", "wandb", "transformers"}}
+    assert not heavy, f"--help imported {sorted(heavy)[:5]}"
+
+
+def test_every_option_of_every_group_composes():
+    options = group_options()
+    assert set(GROUPS) <= set(options), f"missing groups: {set(GROUPS) - set(options)}"
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        for group, names in options.items():
+            if group.startswith("hydra"):
+                continue
+            for option in names:
+                cfg = compose("config", overrides=[f"{group}={option}"], return_hydra_config=True)
+                HydraConfig.instance().set_config(cfg)
+                resolved = OmegaConf.to_container(cfg, resolve=True)
+                assert resolved["stages"], f"{group}={option} has no stages"
+                assert cfg.hydra.runtime.choices[group] == option
+
+
+def test_wrong_group_option_is_one_line_with_suggestion(in_tmp, capsys):
+    assert run_cli(["trainer=cpuu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "iclx: unknown trainer 'cpuu'. Known: cpu, ddp, debug, fsdp, gpu (did you mean 'cpu'?)"
+    assert not (in_tmp / "outputs").exists()
+
+
+def test_unknown_stage_fails_before_running_anything(in_tmp, capsys):
+    code = run_cli(["plugins=[iclx_test_plugin]", "stages=[echo,ecko]", f"hydra.run.dir={in_tmp}/run"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("iclx: unknown stage 'ecko'. Known: ")
+    assert err[0].endswith("(did you mean 'echo'?)")
+    summary = read_summary(in_tmp / "run")
+    assert summary["status"] == "failed" and "stages" not in summary
+
+
+def test_unknown_key_is_refused_by_hydra(in_tmp, capsys):
+    assert run_cli(["sed=1", f"hydra.run.dir={in_tmp}/run"]) == 1
+    assert "Could not override 'sed'" in capsys.readouterr().err
+
+
+def test_single_run_writes_the_run_folder(in_tmp):
+    assert run_cli(["plugins=[iclx_test_plugin]", "stages=[echo,plot]", "seed=3"]) == 0
+    (run_dir,) = (in_tmp / "outputs").glob("*/*")
+    assert run_dir.parent.name == OmegaConf.load(run_dir / ".hydra/config.yaml").name
+    for item in [".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.csv", "summary.json", "plots/curve.png", "plot_table.csv", "iclx.log"]:
+        assert (run_dir / item).exists(), item
+    summary = read_summary(run_dir)
+    assert summary["status"] == "ok"
+    assert summary["stages"]["echo"]["value"] == 7 and summary["stages"]["plot"]["y_last"] == 0.25
+    assert summary["overrides"] == ["plugins=[iclx_test_plugin]", "stages=[echo,plot]", "seed=3"]
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert {r["echo/value"] for r in rows if r.get("echo/value")} == {"7.0"}
+    assert {r["plot/y_last"] for r in rows if r.get("plot/y_last")} == {"0.25"}
+
+
+def test_multirun_summary_keeps_every_job_and_marks_failures(in_tmp, capsys):
+    code = run_cli(["-m", "plugins=[iclx_test_plugin]", "stages=[echo,fail_on_seed]", "+bad_seed=1", "seed=0,1,2",
+                    "sweep_name=seeds", "report.metric=echo/value"])
+    assert code == 1  # one job failed, so the sweep as a whole did
+    (sweep_dir,) = (in_tmp / "sweeps" / "seeds").iterdir()
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert [(r["job"], r["seed"], r["status"]) for r in rows] == [("0", "0", "ok"), ("1", "1", "failed"), ("2", "2", "ok")]
+    assert [r["echo/value"] for r in rows] == ["1", "3", "5"]
+    assert rows[1]["error"] == "seed 1 is the bad seed" and rows[1]["fail_on_seed/passed"] == ""
+    assert (sweep_dir / "summary.png").stat().st_size > 5000
+    out = capsys.readouterr()
+    assert "iclx: seed 1 is the bad seed" in out.err and "sweep summary" in out.out
+
+
+def test_wandb_offline_run_has_config_metrics_and_plots(in_tmp, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert run_cli(["plugins=[iclx_test_plugin]", "stages=[echo,plot]", "logger=wandb", f"hydra.run.dir={in_tmp}/run"]) == 0
+    (wandb_run,) = (in_tmp / "run" / "wandb").glob("offline-run-*")
+    contents = run_contents(next(wandb_run.glob("run-*.wandb")))
+    run = contents["run"]
+    assert run.project == "iclx" and run.run_group == "default" and run.job_type == "echo+plot"
+    assert "logger=wandb" in run.tags and "trainer=cpu" in run.tags
+    assert contents["config"]["seed"] == 0 and contents["config"]["stages"] == ["echo", "plot"]
+    assert contents["history"]["echo/value"] == [1] and contents["history"]["plot/y_last"] == [0.25]
+    assert contents["history"]["plots/curve/_type"] == ["images/separated"]
+    assert list((wandb_run / "files" / "media" / "images" / "plots").glob("curve*.png"))
