@@ -1,0 +1,169 @@
+"""Tasks read from local files, configured per dataset rather than coded: ``jsonl``, ``csv``
+(``tsv`` is ``csv`` with a tab delimiter) and ``label_text`` (``<label> <text>`` lines, SST-2's
+format).
+
+Each names a ``pool`` file (demonstrations) and a ``queries`` file; they may be the same file, and
+then an example is never its own demonstration (ids are ``<file name>:<line>``, equal in both).
+Labels map to words through ``verbalizer`` (``{0: negative, 1: positive}``); without one the
+label text is the output. ``open_ended: true`` makes the outputs free answers, scored by greedy
+generation and exact match instead of over a label set.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from iclx.errors import ConfigError, DataError
+from iclx.registry import register
+from iclx.tasks.base import Task, label_set, resolve_path, subsample, verbalize
+from iclx.tasks.example import Example
+from iclx.tasks.template import Template
+
+Record = tuple[str, int, dict[str, Any]]  # (file name, line number, fields)
+
+
+def read_jsonl(path: Path) -> Iterator[Record]:
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield path.name, number, record
+
+
+def read_csv(path: Path, delimiter: str) -> Iterator[Record]:
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        for row in reader:  # line numbers count the header as line 1
+            yield path.name, reader.line_num, row
+
+
+def read_label_text(path: Path) -> Iterator[Record]:
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            label, _, text = line.partition(" ")
+            if not text.strip():
+                raise DataError(f"{path}:{number}: expected '<label> <text>', got {line[:60]!r}")
+            yield path.name, number, {"label": label, "text": text.strip()}
+
+
+def to_examples(
+    records: Iterator[Record],
+    *,
+    input_field: str,
+    label_field: str,
+    verbalizer: Mapping[str, str] | None,
+    open_ended: bool,
+    path: Path,
+    key: str,
+) -> list[Example]:
+    examples = []
+    for name, number, record in records:
+        where = f"{path}:{number}"
+        for field_key, column in (("input_field", input_field), ("label_field", label_field)):
+            if column not in record or record[column] is None:
+                known = ", ".join(k for k in record if k is not None)
+                raise DataError(f"{where}: no field '{column}' (task.{field_key}); the record has: {known}")
+        label = record[label_field]
+        output = str(label) if open_ended else verbalize(label, verbalizer, where=where, key="task")
+        examples.append(
+            Example(
+                id=f"{name}:{number}",
+                input=str(record[input_field]).strip(),
+                output=output,
+                label=None if open_ended else output,
+                meta={"source": name, "line": number},
+            )
+        )
+    if not examples:
+        raise DataError(f"{key}: {path} has no examples")
+    return examples
+
+
+def file_task(
+    name: str,
+    read: Any,
+    pool: str,
+    queries: str,
+    input_field: str,
+    label_field: str,
+    verbalizer: Mapping[str, str] | None,
+    open_ended: bool,
+    max_pool: int | None,
+    max_queries: int | None,
+    seed: int,
+) -> Task:
+    verbalizer = {str(k): str(v) for k, v in verbalizer.items()} if verbalizer is not None else None
+    splits = {}
+    for split, file, limit in (("pool", pool, max_pool), ("queries", queries, max_queries)):
+        path = resolve_path(file, key=f"task.{split}")
+        examples = to_examples(
+            read(path), input_field=input_field, label_field=label_field, verbalizer=verbalizer,
+            open_ended=open_ended, path=path, key=f"task.{split}",
+        )
+        splits[split] = subsample(examples, limit, seed)
+    labels = None if open_ended else label_set(splits["pool"] + splits["queries"], verbalizer)
+    return Task(name=name, pool=splits["pool"], queries=splits["queries"], labels=labels, template=Template())
+
+
+@register("task", "jsonl")
+def jsonl(
+    pool: str,
+    queries: str,
+    input_field: str = "text",
+    label_field: str = "label",
+    verbalizer: dict[str, str] | None = None,
+    open_ended: bool = False,
+    max_pool: int | None = None,
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> Task:
+    """One JSON object per line, e.g. ``{"text": "...", "label": 1}``."""
+    return file_task("jsonl", read_jsonl, pool, queries, input_field, label_field, verbalizer, open_ended, max_pool, max_queries, seed)
+
+
+@register("task", "csv")
+def csv_task(
+    pool: str,
+    queries: str,
+    input_field: str = "text",
+    label_field: str = "label",
+    delimiter: str = ",",
+    verbalizer: dict[str, str] | None = None,
+    open_ended: bool = False,
+    max_pool: int | None = None,
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> Task:
+    """A CSV or TSV file with a header row naming its columns."""
+    if len(delimiter) != 1:
+        raise ConfigError(f"task.delimiter must be one character, got {delimiter!r}")
+    return file_task(
+        "csv", lambda path: read_csv(path, delimiter), pool, queries, input_field, label_field, verbalizer,
+        open_ended, max_pool, max_queries, seed,
+    )
+
+
+@register("task", "label_text")
+def label_text(
+    pool: str,
+    queries: str,
+    verbalizer: dict[str, str] | None = None,
+    max_pool: int | None = None,
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> Task:
+    """``<label> <text>`` lines, as SST-2 is distributed (``1 a gorgeous film .``)."""
+    return file_task("label_text", read_label_text, pool, queries, "text", "label", verbalizer, False, max_pool, max_queries, seed)

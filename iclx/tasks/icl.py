@@ -1,0 +1,181 @@
+"""In-context learning of one task: choose demonstrations, build prompts, score, predict.
+
+    evaluator = ICLEvaluator(model, tokenizer, task, settings, max_tokens=...)
+    ranked = choose_demonstrations(selector_cfg, task, max(shots), context)   # best first
+    results = evaluator.evaluate(ranked, k)                                    # one QueryResult per query
+
+A selector ranks ``max(shots)`` demonstrations per query once; the prompt with k shots uses the
+first k of them (the selector's contract: its first j choices are its choice for j shots), so the
+curve over k compares nested demonstration sets rather than fresh draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from iclx.errors import ConfigError
+from iclx.tasks.base import Task
+from iclx.tasks.example import Example
+from iclx.tasks.metrics import accuracy, exact_match, macro_f1
+from iclx.tasks.scoring import Normalization, calibrate, generate_greedy, normalize, score_labels
+from iclx.tasks.template import PromptBuilder
+
+log = logging.getLogger("iclx")
+
+
+@dataclass
+class ScoringSettings:
+    normalization: Normalization = "sum"  # label log-likelihood summed over its tokens, or "mean"
+    calibration: bool = False  # contextual calibration (Zhao et al. 2021)
+    content_free: list[str] = field(default_factory=lambda: ["N/A"])
+    batch_size: int = 16
+    max_new_tokens: int = 16  # open-ended tasks: greedy answer length
+    prompt_start: Literal["eos", "none"] = "eos"  # begin each prompt the way a document begins
+
+
+@dataclass
+class QueryResult:
+    query: Example
+    demonstrations: list[str]  # pool ids, in prompt order
+    scores: dict[str, float]  # label -> score (empty for open-ended tasks)
+    prediction: str
+    gold: str
+    dropped: int  # demonstrations left out to fit the context
+
+    @property
+    def correct(self) -> bool:
+        return self.prediction == self.gold
+
+
+def choose_demonstrations(selector_cfg: Mapping[str, Any], task: Task, k: int, context: Any, *, key: str = "selector") -> list[list[int]]:
+    """Per query, ``k`` pool indices ranked best first by the selector ``selector_cfg``.
+
+    A task with a ``group_key`` gets one selector per group, fitted on that group's pool.
+    """
+    from iclx.registry import build
+
+    if k == 0:
+        return [[] for _ in task.queries]
+    if task.group_key is None:
+        groups = {None: (list(range(len(task.pool))), list(range(len(task.queries))))}
+    else:
+        groups = defaultdict(lambda: ([], []))
+        for i, example in enumerate(task.pool):
+            groups[example.meta[task.group_key]][0].append(i)
+        for q, query in enumerate(task.queries):
+            groups[query.meta[task.group_key]][1].append(q)
+    ranked: list[list[int]] = [[] for _ in task.queries]
+    for group, (pool_ids, query_ids) in groups.items():
+        if not query_ids:
+            continue
+        check_pool_size(task, pool_ids, [task.queries[q] for q in query_ids], k, group)
+        selector = build("selector", selector_cfg, key=key)
+        selector.fit([task.pool[i] for i in pool_ids], context)
+        chosen = selector.select([task.queries[q] for q in query_ids], k)
+        for q, ids in zip(query_ids, chosen):
+            ranked[q] = [pool_ids[i] for i in ids]
+    return ranked
+
+
+def check_pool_size(task: Task, pool_ids: list[int], queries: list[Example], k: int, group: Any) -> None:
+    ids = {task.pool[i].id for i in pool_ids}
+    available = len(pool_ids) - any(q.id in ids for q in queries)
+    if k > available:
+        where = f" of group {task.group_key}={group}" if group is not None else ""
+        raise ConfigError(
+            f"evaluate.shots: k={k} demonstrations per query, but the pool{where} offers only {available}"
+        )
+
+
+class ICLEvaluator:
+    def __init__(self, model: Any, tokenizer: Any, task: Task, settings: ScoringSettings, *, max_tokens: int, seed: int = 0):
+        self.model, self.tokenizer, self.task, self.settings = model, tokenizer, task, settings
+        eos = getattr(tokenizer, "eos_id", None)
+        prefix = [eos] if settings.prompt_start == "eos" and eos is not None else []
+        self.builder = PromptBuilder(task.template, tokenizer, max_tokens=max_tokens, seed=seed, prefix_ids=prefix)
+        self.max_tokens = max_tokens
+        if task.labels is not None:
+            self.label_ids = [tokenizer.encode(task.template.continuation(label)) for label in task.labels]
+            self._check_labels()
+            self.reserve = max(len(ids) for ids in self.label_ids)
+        else:
+            self.reserve = settings.max_new_tokens
+
+    def _check_labels(self) -> None:
+        for label, ids in zip(self.task.labels or [], self.label_ids):
+            if not ids:
+                raise ConfigError(f"task: label {label!r} tokenizes to no tokens")
+        lengths = {label: len(ids) for label, ids in zip(self.task.labels or [], self.label_ids)}
+        if len(set(lengths.values())) > 1 and self.settings.normalization == "sum":
+            shown = ", ".join(f"{label!r}: {n}" for label, n in list(lengths.items())[:6])
+            warnings.warn(
+                f"verbalizers tokenize to different lengths ({shown}); summed log-likelihoods favour "
+                "the shorter ones: consider evaluate.normalization=mean",
+                stacklevel=2,
+            )
+            log.warning("verbalizers tokenize to different lengths (%s)", shown)
+
+    def evaluate(self, ranked: Sequence[Sequence[int]], k: int, desc: str = "") -> list[QueryResult]:
+        """Prompts with the first ``k`` of each query's ranked demonstrations, scored."""
+        from tqdm.auto import tqdm
+
+        queries = self.task.queries
+        prompts = [self.builder.build(q, self.task.pool, list(r)[:k], reserve=self.reserve) for q, r in zip(queries, ranked)]
+        results = []
+        if self.task.labels is None:
+            for query, prompt in tqdm(list(zip(queries, prompts)), desc=desc or f"k={k}", leave=False, disable=None):
+                answer = self.answer(prompt.ids)
+                prediction = query.output if exact_match(answer, query.output) else answer
+                results.append(self._result(query, prompt, {}, prediction, query.output))
+            return results
+        scores = self.score([p.ids for p in prompts])
+        if self.settings.calibration:
+            scores = calibrate(scores, self.content_free_scores(ranked, k))
+        for query, prompt, row in zip(queries, prompts, scores):
+            labels = self.task.labels
+            prediction = labels[int(np.argmax(row))]
+            results.append(self._result(query, prompt, dict(zip(labels, row.tolist())), prediction, str(query.label)))
+        return results
+
+    def score(self, prompts: list[list[int]]) -> np.ndarray:
+        totals = score_labels(self.model, prompts, self.label_ids, batch_size=self.settings.batch_size)
+        return normalize(totals, [len(ids) for ids in self.label_ids], self.settings.normalization)
+
+    def content_free_scores(self, ranked: Sequence[Sequence[int]], k: int) -> np.ndarray:
+        """``(queries, inputs, labels)``: each content-free input in place of the query's input,
+        with the query's own demonstrations in the query's own order."""
+        per_input = []
+        for text in self.settings.content_free:
+            stand_ins = [Example(id=q.id, input=text, output="") for q in self.task.queries]
+            prompts = [self.builder.build(s, self.task.pool, list(r)[:k], reserve=self.reserve) for s, r in zip(stand_ins, ranked)]
+            per_input.append(self.score([p.ids for p in prompts]))
+        return np.stack(per_input, axis=1)
+
+    def answer(self, prompt: list[int]) -> str:
+        """Greedy answer text, cut where the template's separator (the next demonstration) begins."""
+        stop = [i for i in (getattr(self.tokenizer, "eos_id", None),) if i is not None]
+        ids = generate_greedy(self.model, prompt, self.settings.max_new_tokens, stop_ids=stop, max_len=self.max_tokens)
+        text = self.tokenizer.decode(ids)
+        separator = self.task.template.separator.strip() or "\n"
+        return text.split(separator)[0].strip()
+
+    def _result(self, query: Example, prompt: Any, scores: dict[str, float], prediction: str, gold: str) -> QueryResult:
+        demos = [self.task.pool[i].id for i in prompt.demonstrations]
+        return QueryResult(query, demos, scores, prediction, gold, prompt.dropped)
+
+
+def summarize(results: Sequence[QueryResult]) -> dict[str, float]:
+    """accuracy, macro_f1, and the share of queries whose prompt had to drop demonstrations."""
+    predictions, gold = [r.prediction for r in results], [r.gold for r in results]
+    return {
+        "accuracy": accuracy(predictions, gold),
+        "macro_f1": macro_f1(predictions, gold),
+        "truncated": sum(r.dropped > 0 for r in results) / max(1, len(results)),
+    }
