@@ -3,8 +3,8 @@
 The language comes from ``cfg.data`` (it must be ``data=ginc``), so prompts use the same concepts,
 entities and vocabulary the model was pre-trained on. An example is ``example_length`` words:
 x = all but the last, y = the last; demonstrations show the sampled y, a query is scored against
-the Bayes-optimal next word under its concept (see ``iclx.data.ginc``). The label set is the whole
-vocabulary, delimiter included: the model's prediction is its most likely next word.
+the Bayes-optimal next word under its concept (see ``iclx.data.ginc``). The label set is every
+word the HMMs can emit, delimiter included: the prediction is the model's most likely of them.
 
 ``split``: ``id`` concepts (seen in pre-training) or ``ood`` ones (held out). ``pool``:
 
@@ -73,7 +73,7 @@ def ginc(
         name=f"ginc-{split}",
         pool=demonstrations,
         queries=queries,
-        labels=list(language.symbols),
+        labels=[language.symbols[i] for i in sorted(set(language.emission.flat))],
         template=Template(),
         group_key=GROUP_KEY if pool == "matched" else None,
     )

@@ -24,7 +24,7 @@ from iclx.errors import ConfigError
 from iclx.tasks.base import Task
 from iclx.tasks.example import Example
 from iclx.tasks.metrics import accuracy, exact_match, macro_f1
-from iclx.tasks.scoring import Normalization, calibrate, generate_greedy, normalize, score_labels
+from iclx.tasks.scoring import Normalization, calibrate, continuation_logprobs, generate_greedy, normalize, score_labels
 from iclx.tasks.template import PromptBuilder
 
 log = logging.getLogger("iclx")
@@ -169,6 +169,27 @@ class ICLEvaluator:
     def _result(self, query: Example, prompt: Any, scores: dict[str, float], prediction: str, gold: str) -> QueryResult:
         demos = [self.task.pool[i].id for i in prompt.demonstrations]
         return QueryResult(query, demos, scores, prediction, gold, prompt.dropped)
+
+
+class DemonstrationLikelihood:
+    """EPR's scorer (Rubin et al. 2022): S(e) = log p(y | e, x), the log-likelihood of the query's
+    output after a one-demonstration prompt (e, then x), for each candidate demonstration e.
+
+    Same template, tokenizer and model as the evaluation; the candidates of one query are scored
+    in batches (one forward over ``prompt + y`` per candidate: each has its own prompt).
+    """
+
+    def __init__(self, evaluator: ICLEvaluator):
+        self.evaluator = evaluator
+
+    def __call__(self, query: Example, candidates: Sequence[Example]) -> np.ndarray:
+        ev = self.evaluator
+        builder, template = ev.builder, ev.task.template
+        target = ev.tokenizer.encode(template.continuation(query.output))
+        query_ids = ev.tokenizer.encode(template.query(query))
+        budget = ev.max_tokens - len(target)
+        contexts = [(builder.prefix_ids + builder.demonstration_ids(e) + query_ids)[-budget:] for e in candidates]
+        return continuation_logprobs(ev.model, contexts, [target] * len(contexts), batch_size=ev.settings.batch_size)
 
 
 def summarize(results: Sequence[QueryResult]) -> dict[str, float]:

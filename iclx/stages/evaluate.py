@@ -1,0 +1,259 @@
+"""Stage ``evaluate``: in-context learning accuracy vs number of demonstrations k.
+
+For every task variant (``evaluate.variants``, default: the ``task`` as configured) and every
+selector (``evaluate.selectors``, default: the ``selector`` group's choice), the selector ranks
+``max(shots)`` demonstrations per query once, and each k in ``evaluate.shots`` builds prompts from
+the first k of them, scores the labels and predicts. Per k it records accuracy, macro-F1, the
+share of chosen demonstrations whose label is the query's (``label_agreement``; GINC adds
+``concept_agreement``) and the share of prompts that had to drop demonstrations (``truncated``).
+
+Outputs: ``predictions.jsonl`` (per query and k: demonstration ids in prompt order, every label's
+score, the prediction, the gold), a table in the log and ``evaluate_results.csv``, the plot
+``plots/evaluate_accuracy.png`` (accuracy vs k, one line per variant and selector), and summary
+metrics ``accuracy_k<k>`` (``<line>/accuracy_k<k>`` when a run has several lines), which a
+multirun draws as curves with ``report.curve: evaluate/accuracy_k``.
+
+The model: ``evaluate.checkpoint`` (a model folder, ``model.pt`` or ``.ckpt``) when set; else a
+Hugging Face model named by ``model=hf model.path=...`` when this run does not pre-train; else
+the pre-training artifact of this config (the ``pretrain`` stage's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from iclx.artifacts import config_key
+from iclx.errors import ConfigError
+from iclx.registry import _plain, check_arguments, register
+from iclx.selectors.base import SelectionContext
+from iclx.selectors.quality import label_agreement
+from iclx.sweep_summary import format_table
+from iclx.tasks.base import Task, load_task, subsample
+from iclx.tasks.icl import DemonstrationLikelihood, ICLEvaluator, QueryResult, ScoringSettings, choose_demonstrations, summarize
+
+log = logging.getLogger("iclx")
+
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+@register("stage", "evaluate")
+def evaluate(run: Any) -> dict[str, Any]:
+    cfg = run.cfg
+    section = _plain(cfg.get("evaluate") or {})
+    shots = parse_shots(section.get("shots", [0, 1, 2, 4, 8]))
+    settings = scoring_settings(section)
+    model, tokenizer, model_key = language_model(run, section)
+    device = pick_device(str(section.get("device", "auto")))
+    model.to(device).eval()
+    selectors = selector_configs(cfg, section.get("selectors"))
+    variants = task_variants(cfg, section.get("variants"))
+    lines: dict[str, dict[int, dict[str, float]]] = {}
+    chance: dict[str, float] = {}
+    predictions_tmp = run.out_dir / f".{PREDICTIONS_FILE}.tmp"
+    with open(predictions_tmp, "w") as predictions:
+        for variant, task_cfg in variants.items():
+            task = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
+            task.queries = subsample(task.queries, section.get("num_queries"), seed=0)
+            evaluator = ICLEvaluator(model, tokenizer, task, settings, max_tokens=int(model.max_seq_len), seed=run.seed)
+            context = SelectionContext(
+                run=run,
+                seed=run.seed,
+                embedder_args={"model": model, "tokenizer": tokenizer, "model_key": model_key},
+                scorer=DemonstrationLikelihood(evaluator),
+                scorer_key=model_key,
+            )
+            log.info(
+                "evaluate %s: %d queries, pool %d, %s, shots %s, selectors %s",
+                task.name, len(task.queries), len(task.pool),
+                f"{len(task.labels)} labels" if task.labels else "open-ended", shots, ", ".join(selectors),
+            )
+            for selector_name, selector_cfg in selectors.items():
+                line = "/".join(([variant] if len(variants) > 1 else []) + ([selector_name] if len(selectors) > 1 else [])) or "all"
+                chance[line] = 1 / len(task.labels) if task.labels else float("nan")
+                ranked = choose_demonstrations(selector_cfg, task, max(shots), context)
+                lines[line] = {}
+                for k in shots:
+                    results = evaluator.evaluate(ranked, k, desc=f"{line} k={k}")
+                    metrics = k_metrics(task, results, [r[:k] for r in ranked])
+                    lines[line][k] = metrics
+                    run.log_metrics({f"evaluate/{metric_name(line, name, k)}": v for name, v in metrics.items()})
+                    for result in results:
+                        predictions.write(json.dumps(prediction_record(variant, selector_name, k, result)) + "\n")
+                    log.info("%s k=%d: accuracy %.3f", line, k, metrics["accuracy"])
+    os.replace(predictions_tmp, run.out_dir / PREDICTIONS_FILE)
+    report(run, lines, chance)
+    summary = {metric_name(line, name, k): v for line, per_k in lines.items() for k, m in per_k.items() for name, v in m.items()}
+    return summary
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def parse_shots(shots: Any) -> list[int]:
+    if isinstance(shots, int):
+        shots = [shots]
+    if not isinstance(shots, list) or not shots or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in shots):
+        raise ConfigError(f"evaluate.shots must be a non-empty list of integers >= 0, got {shots!r}")
+    return sorted(set(shots))
+
+
+def scoring_settings(section: Mapping[str, Any]) -> ScoringSettings:
+    fields = ScoringSettings.__dataclass_fields__
+    params = {k: v for k, v in section.items() if k in fields}
+    return ScoringSettings(**check_arguments("evaluate scoring", ScoringSettings, params, key="evaluate"))
+
+
+def selector_configs(cfg: Any, names: Any) -> dict[str, dict[str, Any]]:
+    """Label -> selector config. ``evaluate.selectors`` lists selector group options by name
+    (``[random, knn]``: their ``conf/selector/<name>.yaml``) or full configs (``{name: knn, ...}``);
+    null means the ``selector`` group's choice."""
+    if names is None:
+        selector = _plain(cfg.get("selector"))
+        if not selector:
+            raise ConfigError("no selector: choose one (selector=random) or list them in evaluate.selectors")
+        return {str(selector["name"]): selector}
+    if not isinstance(names, list) or not names:
+        raise ConfigError(f"evaluate.selectors must be a non-empty list of selector names or configs, got {names!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for i, item in enumerate(names):
+        selector = selector_preset(item) if isinstance(item, str) else _plain(item)
+        if not isinstance(selector, dict) or "name" not in selector:
+            raise ConfigError(f"evaluate.selectors[{i}] must be a selector name or a mapping with a name, got {item!r}")
+        label = str(selector["name"])
+        if label in out:
+            label = f"{label}{i}"
+        out[label] = selector
+    return out
+
+
+def selector_preset(name: str) -> dict[str, Any]:
+    """``conf/selector/<name>.yaml`` as a plain config; ``{name: <name>}`` when there is no preset."""
+    from iclx.cli import conf_dir
+
+    path = conf_dir() / "selector" / f"{name}.yaml"
+    return _plain(OmegaConf.load(path)) if path.is_file() else {"name": name}
+
+
+def task_variants(cfg: Any, variants: Any) -> dict[str, Any]:
+    """Label -> task config: the ``task`` itself, or it updated by each ``evaluate.variants`` entry
+    (``{ood: {split: ood}, len8: {example_length: 8}}``)."""
+    base = cfg.get("task")
+    if base is None:
+        raise ConfigError("no task: choose one, e.g. task=ginc or task=sst2")
+    if not variants:
+        return {str(base.get("name")): base}
+    if not isinstance(variants, dict):
+        raise ConfigError(f"evaluate.variants must map a name to task overrides, got {variants!r}")
+    out = {}
+    for name, overrides in variants.items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"evaluate.variants.{name} must be a mapping of task keys, got {overrides!r}")
+        out[str(name)] = OmegaConf.merge(base, overrides)
+    return out
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+
+def language_model(run: Any, section: Mapping[str, Any]) -> tuple[Any, Any, str]:
+    """(model, tokenizer, key): ``key`` identifies the weights, for caches that depend on them."""
+    from iclx.models.bundle import load_model
+
+    cfg = run.cfg
+    checkpoint = section.get("checkpoint")
+    if checkpoint:
+        path = Path(str(checkpoint)).expanduser().resolve()
+        model, tokenizer = load_model(path)
+        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        return model, tokenizer, config_key("checkpoint", str(path), stamp)
+    if cfg.model.get("name") == "hf" and cfg.model.get("path") and "pretrain" not in list(cfg.stages):
+        from iclx.registry import build
+
+        tokenizer = build("tokenizer", cfg.tokenizer, key="tokenizer")
+        model = build("model", cfg.model, key="model", vocab_size=tokenizer.vocab_size)
+        return model, tokenizer, config_key("hf", cfg.model, cfg.tokenizer)
+    from iclx.stages.pretrain import load_pretrained
+
+    return load_pretrained(run)
+
+
+# --- metrics, outputs ----------------------------------------------------------------------------
+
+
+def k_metrics(task: Task, results: list[QueryResult], chosen: list[list[int]]) -> dict[str, float]:
+    metrics = summarize(results)
+    agreement = label_agreement(task.pool, task.queries, chosen)
+    if agreement is not None:
+        metrics["label_agreement"] = agreement
+    if all("concept" in e.meta for e in task.queries):
+        same = [task.pool[i].meta.get("concept") == q.meta["concept"] for q, ids in zip(task.queries, chosen) for i in ids]
+        if same:
+            metrics["concept_agreement"] = float(np.mean(same))
+    return metrics
+
+
+def metric_name(line: str, name: str, k: int) -> str:
+    return (f"{line}/" if line != "all" else "") + f"{name}_k{k}"
+
+
+def prediction_record(variant: str, selector: str, k: int, result: QueryResult) -> dict[str, Any]:
+    return {
+        "task": variant,
+        "selector": selector,
+        "k": k,
+        "query": result.query.id,
+        "demonstrations": result.demonstrations,
+        "scores": {label: round(score, 6) for label, score in result.scores.items()},
+        "prediction": result.prediction,
+        "gold": result.gold,
+        "correct": result.correct,
+        "dropped": result.dropped,
+    }
+
+
+def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict[str, float]) -> None:
+    """The results table (log + evaluate_results.csv) and the accuracy-vs-k plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["accuracy", "macro_f1", "label_agreement", "concept_agreement", "truncated"]
+    names = [n for n in names if any(n in m for per_k in lines.values() for m in per_k.values())]
+    rows = [[line, k, *(m.get(n, "") for n in names)] for line, per_k in lines.items() for k, m in per_k.items()]
+    run.log_table("evaluate/results", ["line", "k", *names], rows)
+    log.info("ICL results\n%s", format_table(["line", "k", *names], rows))
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for line, per_k in lines.items():
+        ks = sorted(per_k)
+        ax.plot(ks, [per_k[k]["accuracy"] for k in ks], marker="o", label=line if line != "all" else None)
+    levels = sorted({round(c, 6) for c in chance.values() if not np.isnan(c)})
+    for level in levels:
+        ax.axhline(level, color="gray", linestyle="--", linewidth=1, label=f"chance ({level:.3g})")
+    all_k = sorted({k for per_k in lines.values() for k in per_k})
+    if max(all_k) >= 8:
+        ax.set_xscale("symlog", base=2, linthresh=1)
+    ax.set_xticks(all_k, [str(k) for k in all_k])
+    ax.set_xlabel("demonstrations k")
+    ax.set_ylabel("ICL accuracy")
+    ax.set_title(f"{run.cfg.get('name')}: accuracy vs k", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    run.save_figure(fig, "evaluate_accuracy")
