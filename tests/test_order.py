@@ -3,75 +3,38 @@ the ordering artifact, and the headline effect on GINC-like documents."""
 
 from __future__ import annotations
 
-import logging
+import json
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from iclx.artifacts import ArtifactStore
 from iclx.data.document import Document
-from iclx.data.order.base import OrderContext, order_documents
+from iclx.data.ginc import GincLanguage
+from iclx.data.order.base import OrderContext
 from iclx.data.order.iclm import greedy_path, near_duplicates
 from iclx.data.order.knn_concat import neighbour_groups
 from iclx.data.order.neighbors import IndexSpec, knn_graph, unit_rows
 from iclx.data.order.stats import window_statistics
+from iclx.embedders import embed_cached
 from iclx.errors import ConfigError
 from iclx.registry import build
-from iclx.run import Run
 
-# --- a faithful small GINC (Xie et al. 2021) -----------------------------------------------------
-# Hidden state (entity, property); the token is memory[entity, property] (property 0: the delimiter).
-# Entities mostly persist (0.9 identity); each concept is its own property-transition matrix, a
-# peaked mixture of random permutations, as in the paper's generator. Documents carry their concept.
-
-WINDOW = 512
-
-
-def _permutation_mixture(n: int, rng: np.random.Generator, temperature: float = 0.1) -> np.ndarray:
-    weights = np.exp((rng.random(n) - 0.5) / temperature)
-    weights /= weights.sum()
-    return sum(w * np.eye(n)[rng.permutation(n)] for w in weights)
-
-
-def ginc_documents(n_docs: int, doc_tokens: int = 63, n_concepts: int = 5, seed: int = 0) -> list[Document]:
-    rng = np.random.default_rng(seed)
-    n_entities = n_properties = 10
-    memory = rng.integers(1, 50, size=(n_entities, n_properties))
-    memory[:, 0] = 0
-    entity_moves = 0.9 * np.eye(n_entities) + 0.1 * _permutation_mixture(n_entities, rng)
-    property_moves = [_permutation_mixture(n_properties, rng) for _ in range(n_concepts)]
-    docs = []
-    for i in range(n_docs):
-        concept = int(rng.integers(n_concepts))
-        entity, prop = rng.integers(n_entities), rng.integers(n_properties)
-        tokens = []
-        for _ in range(doc_tokens):
-            tokens.append(f"v{memory[entity, prop]}")
-            entity = rng.choice(n_entities, p=entity_moves[entity])
-            prop = rng.choice(n_properties, p=property_moves[concept][prop])
-        docs.append(Document(" ".join(tokens), id=f"ginc-{i}", meta={"concept": concept}))
-    return docs
-
-
-def bigram_embeddings(docs: list[Document]) -> np.ndarray:
-    """Token-bigram counts: a concept is a transition matrix, so bigrams are what tell them apart."""
-    out = np.zeros((len(docs), 50 * 50), dtype=np.float32)
-    for row, doc in enumerate(docs):
-        ids = [int(t[1:]) for t in doc.text.split()]
-        np.add.at(out[row], [a * 50 + b for a, b in zip(ids, ids[1:])], 1.0)
-    return unit_rows(out)
+# GINC documents of 63 words + EOS = 64 tokens; windows of 513 tokens read 512: 8 documents each.
+# 5 concepts: a window of 8 random documents is all one concept with probability 5^-7.
+WINDOW = 513
+# A GINC concept is a property-transition matrix, so word bigrams are what tell concepts apart
+GINC_EMBEDDER = {"name": "hashing", "word_ngrams": [2, 2], "char_ngrams": [0, 0]}
 
 
 @pytest.fixture(scope="module")
 def ginc() -> tuple[list[Document], np.ndarray, np.ndarray]:
-    docs = ginc_documents(1200)
-    token_counts = np.array([len(d.text.split()) + 1 for d in docs])  # + EOS: 64 tokens, 8 a window
-    return docs, bigram_embeddings(docs), token_counts
+    docs = GincLanguage(seed=0).documents(1200, 63)
+    token_counts = np.full(len(docs), 64)
+    return docs, embed_cached(None, GINC_EMBEDDER, [d.text for d in docs]), token_counts
 
 
 def build_order(cfg: dict, embeddings: np.ndarray | None = None):
-    """The configured ordering; similarity orderings see ``embeddings`` instead of an embedder."""
+    """The configured ordering; given ``embeddings``, it uses them instead of its embedder."""
     ordering = build("data/order", cfg, key="data.order")
     if embeddings is not None:
         ordering.embed = lambda docs, ctx: embeddings
@@ -80,11 +43,10 @@ def build_order(cfg: dict, embeddings: np.ndarray | None = None):
 
 ORDERS = {
     "none": {"name": "none"},
-    "random": {"name": "random", "embedder": {"name": "test"}},
-    "cluster": {"name": "cluster", "embedder": {"name": "test"}, "n_clusters": 20},
-    # GINC documents of one concept and entity can be near-copies: keep them all here (tested apart)
-    "iclm": {"name": "iclm", "embedder": {"name": "test"}, "k": 10, "near_duplicate": None},
-    "knn_concat": {"name": "knn_concat", "embedder": {"name": "test"}, "k": 16},
+    "random": {"name": "random", "embedder": GINC_EMBEDDER},
+    "cluster": {"name": "cluster", "embedder": GINC_EMBEDDER, "n_clusters": 20},
+    "iclm": {"name": "iclm", "embedder": GINC_EMBEDDER, "k": 10},
+    "knn_concat": {"name": "knn_concat", "embedder": GINC_EMBEDDER, "k": 16},
 }
 
 
@@ -137,30 +99,37 @@ def test_similarity_orderings_make_windows_of_one_concept(orderings):
     assert min(similarity["iclm"], similarity["cluster"]) > 2 * similarity["random"]
 
 
+def test_orderings_embed_documents_through_the_configured_embedder(ginc, orderings):
+    docs, _, counts = ginc
+    ordering = build("data/order", ORDERS["iclm"], key="data.order").order(docs, OrderContext(0, counts, WINDOW))
+    np.testing.assert_array_equal(ordering.sequence, orderings["iclm"].sequence)
+    assert ordering.stats["embed_seconds"] > 0
+
+
 # --- window statistics on a case worked by hand --------------------------------------------------
 
 
 def test_window_statistics_on_a_constructed_stream():
-    # tokens 3,5,4,2,6 in 8-token windows: stream [0,3) [3,8) | [8,12) [12,14) [14,16) | [16,20)
+    # tokens 3,5,4,2,6; windows of 9 tokens read 8: stream [0,3) [3,8) | [8,12) [12,14) [14,16) | [16,20)
     # windows: {0,1}, {2,3,4}, {4}; adjacent pairs inside a window: (0,1), (2,3), (3,4); not (1,2)
     angles = np.array([0.0, 0.5, 2.0, 2.3, 2.9])
     embeddings = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     stats = window_statistics(
-        np.arange(5), np.array([3, 5, 4, 2, 6]), 8, embeddings=embeddings, concepts=["a", "a", "b", "b", "c"]
+        np.arange(5), np.array([3, 5, 4, 2, 6]), 9, embeddings=embeddings, concepts=["a", "a", "b", "b", "c"]
     )
-    assert stats["windows"] == 3 and stats["docs_per_window"] == pytest.approx(2.0)
+    # the partial last window (tokens 16..19) is left out, as training leaves it out
+    assert stats["windows"] == 2 and stats["docs_per_window"] == pytest.approx(2.5)
     assert stats["adjacent_similarity"] == pytest.approx(np.mean(np.cos([0.5, 0.3, 0.6])))
-    assert stats["window_concept_share"] == 0.5  # {a,a} yes, {b,b,c} no; the 1-document window not counted
-    assert stats["window_concept_purity"] == pytest.approx((1 + 2 / 3 + 1) / 3)
-    # reordered 4,0,1,2,3 (6,3,5,4,2 tokens): windows {4,0}, {0,1,2}, {2,3}, where 0 spans two
-    # windows; concepts 0:x 1:x 2:none 3:y 4:y. Unlabelled documents are left out of the counts:
-    # {4,0} mixes y and x; {0,1} (+2) is all x; {3} (+2) has one labelled document, not counted
+    assert stats["window_concept_share"] == 0.5  # {a,a} yes, {b,b,c} no
+    assert stats["window_concept_purity"] == pytest.approx((1 + 2 / 3) / 2)
+    # reordered 4,0,1,2,3 (6,3,5,4,2 tokens): windows {4,0} and {0,1,2} (0 spans both); concepts
+    # 0:x 1:x 2:none 3:y 4:y. Unlabelled documents are left out: {4,0} mixes y and x, {0,1} is all x
     concepts = ["x", "x", None, "y", "y"]
-    stats = window_statistics(np.array([4, 0, 1, 2, 3]), np.array([3, 5, 4, 2, 6]), 8, concepts=concepts)
-    assert stats["windows"] == 3 and stats["docs_per_window"] == pytest.approx(7 / 3)
+    stats = window_statistics(np.array([4, 0, 1, 2, 3]), np.array([3, 5, 4, 2, 6]), 9, concepts=concepts)
+    assert stats["windows"] == 2 and stats["docs_per_window"] == pytest.approx(2.5)
     assert "adjacent_similarity" not in stats  # no embeddings given
     assert stats["window_concept_share"] == 0.5
-    assert stats["window_concept_purity"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert stats["window_concept_purity"] == pytest.approx((0.5 + 1) / 2)
 
 
 # --- the ICLM traversal on a graph built by hand -------------------------------------------------
@@ -257,26 +226,25 @@ def test_bad_index_and_embedder_config_say_which_key():
         knn_graph(x, 3, IndexSpec(exact_below=10, factory="IVFX,Flat"), key="data.order.index")
 
 
-# --- the ordering artifact -----------------------------------------------------------------------
+# --- through the pack stage: the ordered stream is an artifact -----------------------------------
 
 
-def test_ordering_artifact_is_built_once_and_reused(tmp_path, ginc, caplog):
-    docs, embeddings, counts = ginc
-    cfg = OmegaConf.create({"data": {"order": ORDERS["iclm"]}})
-    calls = []
+def test_pack_stage_orders_once_and_reuses_the_ordering(tmp_path, monkeypatch):
+    from iclx.cli import run_cli
 
-    def embed(self, docs, ctx):
-        calls.append(len(docs))
-        return embeddings
-
-    run = Run(cfg=cfg, out_dir=tmp_path / "run", store=ArtifactStore(tmp_path / "cache"), seed=0)
-    with pytest.MonkeyPatch.context() as mp, caplog.at_level(logging.INFO, logger="iclx"):
-        mp.setattr("iclx.data.order.iclm.InContextPretrainingOrder.embed", embed)
-        first = order_documents(run, docs, counts, WINDOW, corpus_key="corpus-a")
-        second = order_documents(run, docs, counts, WINDOW, corpus_key="corpus-a")
-        other = order_documents(run, docs, counts, WINDOW, corpus_key="corpus-b")
-    assert calls == [len(docs), len(docs)]  # built for corpus-a, reused, built for corpus-b
-    assert "reusing ordering artifact" in caplog.text
-    np.testing.assert_array_equal(first.sequence, second.sequence)
-    np.testing.assert_array_equal(first.sequence, other.sequence)
-    assert second.stats == first.stats and first.stats["window_concept_share"] > 0.6
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    args = ["stages=[pack]", "data.n_documents=400", "data.document_length=63", "data/order=iclm",
+            "+data.order.embedder.word_ngrams=[2,2]", "+data.order.embedder.char_ngrams=[0,0]"]
+    summaries, logs = [], []
+    for run in ("first", "second"):
+        assert run_cli([*args, f"hydra.run.dir={tmp_path}/{run}"]) == 0
+        summaries.append(json.loads((tmp_path / run / "summary.json").read_text())["stages"]["pack"])
+        logs.append((tmp_path / run / "iclx.log").read_text())
+    assert "building embeddings artifact" in logs[0] and "building pack artifact" in logs[0]
+    assert "reusing pack artifact" in logs[1] and "embeddings" not in logs[1]  # nothing re-embedded
+    first, second = summaries
+    assert {k: v for k, v in first.items() if k != "seconds"} == {k: v for k, v in second.items() if k != "seconds"}
+    assert first["order/documents"] == first["train_documents"] and first["order/repeats"] == 0
+    assert first["order/window_concept_share"] > 0.5

@@ -5,16 +5,13 @@ indices to concatenate (a permutation, unless ``allows_repeats`` or it drops nea
 plus measured statistics. Packing then cuts the stream into training windows, which the sampler
 shuffles, so an ordering decides what shares a context window, not the order of batches.
 
-Packing calls ``order_documents``: it builds the configured ordering, caches it as an artifact
-keyed by the corpus, the order config (embedder included), the seed and the window size, and logs
-its statistics (see ``stats.py``) as ``order/<name>`` metrics.
+Every ordering measures what it did (``Ordering.stats``, see ``stats.py``); the ``pack`` stage
+stores the ordered stream as an artifact keyed by the corpus, this config (embedder included),
+the seed and the window length, and logs the statistics as ``pack/order/<name>``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -26,14 +23,12 @@ import numpy as np
 from iclx.data.document import Document
 from iclx.registry import register
 
-log = logging.getLogger("iclx")
-
 
 @dataclass
 class OrderContext:
     seed: int
     token_counts: np.ndarray  # tokens of each document, EOS included
-    window_tokens: int  # tokens per training window (max_seq_len + 1)
+    window_tokens: int  # tokens per training window (seq_len + 1: its last token starts the next)
     run: Any = None  # the Run, for artifacts (embeddings) and logging; None in unit tests
 
 
@@ -94,9 +89,9 @@ class DocumentOrder(ABC):
 
     def embed(self, docs: Sequence[Document], ctx: OrderContext) -> np.ndarray:
         """One embedding row per document, through the shared (cached) embedders."""
-        from iclx.embedders import embed_texts
+        from iclx.embedders import embed_cached
 
-        return embed_texts(self.embedder, [d.text for d in docs], run=ctx.run, key="data.order.embedder")
+        return embed_cached(ctx.run, self.embedder, [d.text for d in docs], key="data.order.embedder")
 
 
 @register("data/order", "none")
@@ -114,52 +109,3 @@ class RandomOrder(DocumentOrder):
     def arrange(self, docs: Sequence[Document], embeddings: np.ndarray | None, ctx: OrderContext) -> Ordering:
         rng = np.random.default_rng(ctx.seed)
         return Ordering(rng.permutation(len(docs)).astype(np.int64))
-
-
-def order_documents(
-    run: Any,
-    docs: Sequence[Document],
-    token_counts: np.ndarray,
-    window_tokens: int,
-    *,
-    corpus_key: str,
-    order_cfg: Any = None,
-) -> Ordering:
-    """The ordering ``order_cfg`` (default ``run.cfg.data.order``) of ``docs``, built once per
-    corpus (``corpus_key``: the key of the corpus and tokenizer artifacts), order config, seed and
-    window size, then reused from the artifact store; its statistics are logged as ``order/*``."""
-    from iclx.artifacts import config_key, write_json_atomic
-    from iclx.registry import build
-
-    if order_cfg is None:
-        order_cfg = run.cfg.data.get("order") or {"name": "none"}
-    token_counts = np.asarray(token_counts, dtype=np.int64)
-    ordering_component = build("data/order", order_cfg, key="data.order")
-    ctx = OrderContext(seed=run.seed, token_counts=token_counts, window_tokens=window_tokens, run=run)
-    counts_digest = hashlib.sha256(token_counts.tobytes()).hexdigest()[:16]
-    key = config_key(corpus_key, order_cfg, run.seed, window_tokens, counts_digest)
-
-    def build_ordering(folder: Any) -> None:
-        ordering = ordering_component.order(docs, ctx)
-        np.save(folder / "sequence.npy", ordering.sequence)
-        np.save(folder / "dropped.npy", ordering.dropped)
-        write_json_atomic(folder / "stats.json", ordering.stats)
-
-    folder = run.store.get_or_build(
-        "ordering",
-        key,
-        build_ordering,
-        describe={"corpus": corpus_key, "order": order_cfg, "seed": run.seed, "window_tokens": window_tokens},
-    )
-    ordering = Ordering(
-        sequence=np.load(folder / "sequence.npy"),
-        stats=json.loads((folder / "stats.json").read_text()),
-        dropped=np.load(folder / "dropped.npy"),
-    )
-    run.log_metrics({f"order/{k}": v for k, v in ordering.stats.items()})
-    log.info("ordering %s: %s", order_cfg.get("name"), _format_stats(ordering.stats))
-    return ordering
-
-
-def _format_stats(stats: dict[str, float]) -> str:
-    return ", ".join(f"{k}={v:.4g}" for k, v in stats.items())

@@ -1,10 +1,10 @@
 """Retrieval-concatenated order (PICL, Gu et al. 2023; the kNN baseline of In-Context Pretraining).
 
 Every document, in seeded random order, is followed by its nearest neighbours, most similar first,
-until the group fills a window. A document therefore appears once as an anchor and again wherever
-it is retrieved: the stream grows (``tokens_ratio``) and popular documents repeat (``repeats``),
-which is the data repetition In-Context Pretraining's traversal avoids. Neighbours above
-``near_duplicate`` are not retrieved, so a group never holds two copies of a text.
+until the group fills what a window reads (``window_tokens - 1`` tokens). A document therefore
+appears once as an anchor and again wherever it is retrieved: the stream grows (``tokens_ratio``)
+and popular documents repeat (``repeats``), the data repetition In-Context Pretraining's traversal
+avoids. Neighbours above ``near_duplicate`` are not retrieved: a group never holds two copies.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def neighbour_groups(
     near_duplicate: float | None = None,
 ) -> np.ndarray:
     """Anchors in seeded random order, each followed by its neighbours (rows of ``ids``, sorted by
-    decreasing similarity) while the group is shorter than ``window_tokens``."""
+    decreasing similarity) while the group is shorter than what a window reads (``window_tokens - 1``)."""
     n = len(ids)
     counts = np.asarray(token_counts, dtype=np.int64)
     usable = ids >= 0
@@ -70,7 +70,7 @@ def neighbour_groups(
     neighbour_tokens = np.where(usable, counts[np.maximum(ids, 0)], 0)
     # tokens already in the group when neighbour j comes up: the anchor plus usable ones before j
     before = counts[:, None] + np.cumsum(neighbour_tokens, axis=1) - neighbour_tokens
-    taken = usable & (before < window_tokens)
+    taken = usable & (before < window_tokens - 1)
     groups = np.concatenate([np.arange(n)[:, None], ids], axis=1)
     keep = np.concatenate([np.ones((n, 1), dtype=bool), taken], axis=1)
     anchors = np.random.default_rng(seed).permutation(n)
