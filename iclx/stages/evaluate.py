@@ -13,9 +13,10 @@ score, the prediction, the gold), a table in the log and ``evaluate_results.csv`
 metrics ``accuracy_k<k>`` (``<line>/accuracy_k<k>`` when a run has several lines), which a
 multirun draws as curves with ``report.curve: evaluate/accuracy_k``.
 
-The model: ``evaluate.checkpoint`` (a model folder, ``model.pt`` or ``.ckpt``) when set; else a
-Hugging Face model named by ``model=hf model.path=...`` when this run does not pre-train; else
-the pre-training artifact of this config (the ``pretrain`` stage's).
+The model is the one pre-training hands on (``iclx.stages.pretrain.trained_model``):
+``pretrain.checkpoint`` (a model folder, ``model.pt`` or ``.ckpt``) when set, the model this run
+just trained, the pre-training artifact of this config, or a Hugging Face model
+(``model=hf model.path=... tokenizer=pretrained``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def evaluate(run: Any) -> dict[str, Any]:
     section = _plain(cfg.get("evaluate") or {})
     shots = parse_shots(section.get("shots", [0, 1, 2, 4, 8]))
     settings = scoring_settings(section)
-    model, tokenizer, model_key = language_model(run, section)
+    model, tokenizer, model_key = language_model(run)
     device = pick_device(str(section.get("device", "auto")))
     model.to(device).eval()
     selectors = selector_configs(cfg, section.get("selectors"))
@@ -170,26 +171,24 @@ def pick_device(device: str) -> torch.device:
 # --- the model -----------------------------------------------------------------------------------
 
 
-def language_model(run: Any, section: Mapping[str, Any]) -> tuple[Any, Any, str]:
-    """(model, tokenizer, key): ``key`` identifies the weights, for caches that depend on them."""
-    from iclx.models.bundle import load_model
+def language_model(run: Any) -> tuple[Any, Any, str]:
+    """(model, tokenizer, key) as the pre-training stage hands it on (``trained_model``); ``key``
+    names the weights, so caches that depend on them (``lm`` embeddings, EPR) never mix models."""
+    from iclx.stages.pretrain import pretrain_key, trained_model
 
     cfg = run.cfg
-    checkpoint = section.get("checkpoint")
+    model, tokenizer = trained_model(run)
+    checkpoint = (cfg.get("pretrain") or {}).get("checkpoint")
     if checkpoint:
         path = Path(str(checkpoint)).expanduser().resolve()
-        model, tokenizer = load_model(path)
-        stamp = path.stat().st_mtime_ns if path.exists() else 0
-        return model, tokenizer, config_key("checkpoint", str(path), stamp)
-    if cfg.model.get("name") == "hf" and cfg.model.get("path") and "pretrain" not in list(cfg.stages):
-        from iclx.registry import build
-
-        tokenizer = build("tokenizer", cfg.tokenizer, key="tokenizer")
-        model = build("model", cfg.model, key="model", vocab_size=tokenizer.vocab_size)
-        return model, tokenizer, config_key("hf", cfg.model, cfg.tokenizer)
-    from iclx.stages.pretrain import load_pretrained
-
-    return load_pretrained(run)
+        key = config_key("checkpoint", str(path), path.stat().st_mtime_ns if path.exists() else 0)
+    elif "pretrain_dir" in run.state:
+        key = Path(run.state["pretrain_dir"]).name
+    elif cfg.model.get("name") == "hf" and cfg.model.get("path"):
+        key = config_key("hf", cfg.model)
+    else:
+        key = pretrain_key(cfg)
+    return model, tokenizer, key
 
 
 # --- metrics, outputs ----------------------------------------------------------------------------

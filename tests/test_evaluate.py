@@ -1,0 +1,123 @@
+"""The evaluate stage end to end (in-process), on a small untrained model saved as a bundle."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from iclx.cli import run_cli
+from iclx.registry import build
+
+from conftest import only_run_dir, read_summary
+
+
+@pytest.fixture(scope="module")
+def ginc_bundle(tmp_path_factory):
+    """An untrained GPT with a word tokenizer of the default GINC corpus, saved like pre-training does."""
+    from iclx.data.ginc import GincLanguage
+    from iclx.models.bundle import save_model
+
+    folder = tmp_path_factory.mktemp("bundle")
+    tokenizer = build("tokenizer", {"name": "word"})
+    tokenizer.train(d.text for d in GincLanguage().documents(50, 200))
+    torch.manual_seed(0)
+    model = build("model", {"name": "gpt", "n_layer": 1, "n_head": 2, "d_model": 32, "max_seq_len": 128},
+                  vocab_size=tokenizer.vocab_size)
+    save_model(folder, model.eval(), tokenizer)
+    return folder
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    return tmp_path
+
+
+def evaluate_args(bundle, *extra):
+    return ["stages=[evaluate]", f"pretrain.checkpoint={bundle}", "hydra.run.dir=run", *extra]
+
+
+def read_predictions(run_dir):
+    return [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_ginc_random_and_knn_in_one_run(in_tmp, ginc_bundle):
+    code = run_cli(evaluate_args(
+        ginc_bundle, "task=ginc", "task.n_queries=12", "task.pool_per_group=6", "evaluate.shots=[0,2,4]",
+        "evaluate.selectors=[random,knn]",
+    ))
+    assert code == 0
+    run_dir = only_run_dir(in_tmp)
+    records = read_predictions(run_dir)
+    assert len(records) == 2 * 3 * 12  # selectors x shots x queries
+    labels = None
+    for r in records:
+        assert set(r) == {"task", "selector", "k", "query", "demonstrations", "scores", "prediction", "gold", "correct", "dropped"}
+        assert len(r["demonstrations"]) == r["k"] and len(set(r["demonstrations"])) == r["k"]
+        assert r["query"] not in r["demonstrations"]
+        labels = labels or list(r["scores"])
+        assert list(r["scores"]) == labels  # every label scored, in one order
+        assert r["prediction"] == max(r["scores"], key=r["scores"].get)
+        assert r["correct"] == (r["prediction"] == r["gold"]) and r["gold"] in labels
+    # matched GINC prompts: a query's demonstrations share its concept and start property
+    assert all(d.startswith("ginc-pool-id-c") for r in records for d in r["demonstrations"])
+    # nested demonstration sets: the k=2 prompt's demonstrations are among the k=4 prompt's
+    by_key = {(r["selector"], r["k"], r["query"]): r for r in records}
+    for q in {r["query"] for r in records}:
+        for selector in ("random", "knn"):
+            assert set(by_key[selector, 2, q]["demonstrations"]) <= set(by_key[selector, 4, q]["demonstrations"])
+    metrics = read_summary(run_dir)["stages"]["evaluate"]
+    for selector in ("random", "knn"):
+        for k in (0, 2, 4):
+            correct = [r["correct"] for r in records if r["selector"] == selector and r["k"] == k]
+            assert metrics[f"{selector}/accuracy_k{k}"] == pytest.approx(np.mean(correct))
+        assert metrics[f"{selector}/concept_agreement_k4"] == 1.0
+        assert 0 <= metrics[f"{selector}/label_agreement_k2"] <= 1
+    assert (run_dir / "plots" / "evaluate_accuracy.png").stat().st_size > 0
+    with open(run_dir / "evaluate_results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["line"], r["k"]) for r in rows] == [(s, str(k)) for s in ("random", "knn") for k in (0, 2, 4)]
+
+
+def test_shared_split_file_task_never_uses_the_query_as_its_demonstration(in_tmp, ginc_bundle):
+    data = in_tmp / "words.jsonl"
+    words = "a b c d e f g h".split()
+    data.write_text("".join(json.dumps({"text": f"{w} {w}", "label": i % 2}) + "\n" for i, w in enumerate(words)))
+    code = run_cli(evaluate_args(
+        ginc_bundle, "task=jsonl", f"task.pool={data}", f"task.queries={data}", "task.verbalizer={0: b, 1: c}",
+        "task.template.input_format='{input}'", "task.template.output_format=' {output}'", "task.template.separator=' / '",
+        "evaluate.shots=[7]", "+selector={name: random}",
+    ))
+    assert code == 0
+    records = read_predictions(only_run_dir(in_tmp))
+    assert len(records) == 8
+    for r in records:
+        assert r["query"] not in r["demonstrations"] and len(r["demonstrations"]) == 7
+        assert set(r["scores"]) == {"b", "c"}
+    metrics = read_summary(only_run_dir(in_tmp))["stages"]["evaluate"]
+    # 7 demonstrations from 8 examples (half of each label) without the query: 3 of 7 share its label
+    assert metrics["label_agreement_k7"] == pytest.approx(3 / 7)
+
+
+def test_k_larger_than_the_pool_is_one_line(in_tmp, ginc_bundle, capsys):
+    code = run_cli(evaluate_args(
+        ginc_bundle, "task=ginc", "task.n_queries=4", "task.pool_per_group=3", "evaluate.shots=[0,4]", "+selector={name: random}",
+    ))
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("iclx: evaluate.shots: k=4 demonstrations per query, but the pool of group group=c")
+    assert err.endswith("offers only 3")
+    assert not (only_run_dir(in_tmp) / "predictions.jsonl").exists()  # nothing half-written
+
+
+def test_bad_evaluate_settings_are_named(in_tmp, ginc_bundle, capsys):
+    assert run_cli(evaluate_args(ginc_bundle, "evaluate.normalization=avg", "+selector={name: random}")) == 1
+    assert "iclx: evaluate.normalization must be one of 'sum', 'mean', got str 'avg'" in capsys.readouterr().err
+    assert run_cli(evaluate_args(ginc_bundle, "evaluate.shots=[2,-1]", "+selector={name: random}")) == 1
+    assert "iclx: evaluate.shots must be a non-empty list of integers >= 0" in capsys.readouterr().err
