@@ -29,7 +29,7 @@ DOCS_PER_TOPIC = 1000
 
 def synthetic_embeddings(n: int, dim: int, seed: int = 0) -> np.ndarray:
     """Unit rows: topic centre + isotropic noise of the same scale, built in chunks (float32)."""
-    from iclx.data.order.neighbors import unit_rows
+    from iclx.embedders.base import normalize
 
     rng = np.random.default_rng(seed)
     n_topics = max(10, n // DOCS_PER_TOPIC)
@@ -38,7 +38,7 @@ def synthetic_embeddings(n: int, dim: int, seed: int = 0) -> np.ndarray:
     for start in range(0, n, 100_000):
         stop = min(n, start + 100_000)
         topics = rng.integers(n_topics, size=stop - start)
-        out[start:stop] = unit_rows(centres[topics] + rng.standard_normal((stop - start, dim), dtype=np.float32))
+        out[start:stop] = normalize(centres[topics] + rng.standard_normal((stop - start, dim), dtype=np.float32))
     return out
 
 

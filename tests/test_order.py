@@ -13,9 +13,10 @@ from iclx.data.ginc import GincLanguage
 from iclx.data.order.base import OrderContext
 from iclx.data.order.iclm import greedy_path, near_duplicates
 from iclx.data.order.knn_concat import neighbour_groups
-from iclx.data.order.neighbors import IndexSpec, knn_graph, unit_rows
+from iclx.data.order.neighbors import IndexSpec, knn_graph
 from iclx.data.order.stats import window_statistics
 from iclx.embedders import embed_cached
+from iclx.embedders.base import normalize
 from iclx.errors import ConfigError
 from iclx.registry import build
 
@@ -162,7 +163,7 @@ def test_iclm_drops_near_duplicates_and_covers_the_rest(ginc):
     docs, embeddings, counts = ginc
     rng = np.random.default_rng(1)
     originals = rng.choice(len(docs), 30, replace=False)
-    copies = unit_rows(embeddings[originals] + 0.001 * rng.normal(size=(30, embeddings.shape[1])))
+    copies = normalize(embeddings[originals] + 0.001 * rng.normal(size=(30, embeddings.shape[1])))
     all_embeddings = np.concatenate([embeddings, copies])
     all_docs = docs + [docs[i] for i in originals]
     all_counts = np.concatenate([counts, counts[originals]])
@@ -196,7 +197,7 @@ def test_knn_concat_fills_each_window_with_the_nearest_neighbours():
 
 def test_knn_graph_exact_matches_brute_force_and_never_returns_self():
     rng = np.random.default_rng(0)
-    x = unit_rows(rng.normal(size=(300, 16)))
+    x = normalize(rng.normal(size=(300, 16)))
     x[7] = x[3]  # an exact duplicate must not displace the document itself wrongly
     sims, ids = knn_graph(x, 5, IndexSpec())
     brute = x @ x.T
@@ -209,7 +210,7 @@ def test_knn_graph_exact_matches_brute_force_and_never_returns_self():
 def test_approximate_index_recalls_the_exact_neighbours():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(40, 32))
-    x = unit_rows(centres[rng.integers(40, size=4000)] + 0.5 * rng.normal(size=(4000, 32)))
+    x = normalize(centres[rng.integers(40, size=4000)] + 0.5 * rng.normal(size=(4000, 32)))
     _, exact = knn_graph(x, 10, IndexSpec())
     _, approx = knn_graph(x, 10, IndexSpec(exact_below=1000, nprobe=8))
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
@@ -221,8 +222,9 @@ def test_bad_index_and_embedder_config_say_which_key():
         build("data/order", {"name": "iclm", "embedder": {"name": "test"}, "index": {"nprob": 4}}, key="data.order")
     with pytest.raises(ConfigError, match=r"data\.order\.embedder is required by data/order 'iclm'"):
         build("data/order", {"name": "iclm"}, key="data.order")
-    x = unit_rows(np.random.default_rng(0).normal(size=(100, 8)))
-    with pytest.raises(ConfigError, match=r"data\.order\.index\.factory: FAISS cannot build 'IVFX,Flat'"):
+    x = normalize(np.random.default_rng(0).normal(size=(100, 8)))
+    message = r"^data\.order\.index\.factory: FAISS cannot build 'IVFX,Flat' \(could not parse index string IVFX,Flat\)$"
+    with pytest.raises(ConfigError, match=message):
         knn_graph(x, 3, IndexSpec(exact_below=10, factory="IVFX,Flat"), key="data.order.index")
 
 

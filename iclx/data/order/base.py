@@ -58,13 +58,13 @@ class DocumentOrder(ABC):
         """The packing order; ``embeddings`` are L2-normalized rows, or None without an embedder."""
 
     def order(self, docs: Sequence[Document], ctx: OrderContext) -> Ordering:
-        from iclx.data.order.neighbors import unit_rows
+        from iclx.embedders.base import normalize
         from iclx.data.order.stats import window_statistics
 
         if len(ctx.token_counts) != len(docs):
             raise ValueError(f"{len(docs)} documents but {len(ctx.token_counts)} token counts")
         start = time.perf_counter()
-        embeddings = unit_rows(self.embed(docs, ctx)) if self.embedder is not None else None
+        embeddings = normalize(self.embed(docs, ctx)) if self.embedder is not None else None
         embedded = time.perf_counter()
         ordering = self.arrange(docs, embeddings, ctx)
         arranged = time.perf_counter()

@@ -12,33 +12,20 @@ is coherent while batches stay diverse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from iclx.data.document import Document
-from iclx.data.order.base import DocumentOrder, OrderContext, Ordering
-from iclx.data.order.neighbors import IndexSpec, knn_graph
+from iclx.data.order.base import OrderContext, Ordering
+from iclx.data.order.neighbors import NeighbourGraphOrder
 from iclx.registry import register
 
 
 @register("data/order", "iclm")
-class InContextPretrainingOrder(DocumentOrder):
-    def __init__(
-        self,
-        embedder: dict[str, Any],
-        k: int = 10,
-        near_duplicate: float | None = 0.9,
-        index: dict[str, Any] | None = None,
-    ):
-        super().__init__(embedder)
-        self.k = k
-        self.near_duplicate = near_duplicate
-        self.index = IndexSpec.from_config(index, key="data.order.index")
-
+class InContextPretrainingOrder(NeighbourGraphOrder):
     def arrange(self, docs: Sequence[Document], embeddings: np.ndarray | None, ctx: OrderContext) -> Ordering:
         assert embeddings is not None  # guaranteed by the required `embedder`
-        sims, ids = knn_graph(embeddings, self.k, self.index, key="data.order.index")
+        sims, ids = self.neighbours(embeddings)
         dropped = near_duplicates(sims, ids, self.near_duplicate)
         path = greedy_path(sims, ids, exclude=dropped)
         return Ordering(path, dropped=np.flatnonzero(dropped))

@@ -10,35 +10,24 @@ avoids. Neighbours above ``near_duplicate`` are not retrieved: a group never hol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from iclx.data.document import Document
-from iclx.data.order.base import DocumentOrder, OrderContext, Ordering
-from iclx.data.order.neighbors import IndexSpec, knn_graph
+from iclx.data.order.base import OrderContext, Ordering
+from iclx.data.order.neighbors import NeighbourGraphOrder
 from iclx.registry import register
 
 
 @register("data/order", "knn_concat")
-class KNNConcatOrder(DocumentOrder):
-    allows_repeats = True
+class KNNConcatOrder(NeighbourGraphOrder):
+    """``k`` bounds the neighbours per group: set it to at least the documents a window holds."""
 
-    def __init__(
-        self,
-        embedder: dict[str, Any],
-        k: int = 16,
-        near_duplicate: float | None = 0.9,
-        index: dict[str, Any] | None = None,
-    ):
-        super().__init__(embedder)
-        self.k = k
-        self.near_duplicate = near_duplicate
-        self.index = IndexSpec.from_config(index, key="data.order.index")
+    allows_repeats = True
 
     def arrange(self, docs: Sequence[Document], embeddings: np.ndarray | None, ctx: OrderContext) -> Ordering:
         assert embeddings is not None  # guaranteed by the required `embedder`
-        sims, ids = knn_graph(embeddings, self.k, self.index, key="data.order.index")
+        sims, ids = self.neighbours(embeddings)
         sequence = neighbour_groups(
             sims, ids, ctx.token_counts, ctx.window_tokens, ctx.seed, near_duplicate=self.near_duplicate
         )

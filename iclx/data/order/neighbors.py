@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from iclx.data.order.base import DocumentOrder
 from iclx.errors import ConfigError
 
 SEARCH_BATCH = 16384  # queries per FAISS call: one progress-bar step, bounded result memory
@@ -44,13 +45,27 @@ class IndexSpec:
         return n < self.exact_below
 
 
-def unit_rows(embeddings: np.ndarray) -> np.ndarray:
-    """float32, C-contiguous, every row of norm 1 (zero rows stay zero)."""
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-d array, got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
+class NeighbourGraphOrder(DocumentOrder):
+    """An ordering built on the kNN graph of the document embeddings (``iclm``, ``knn_concat``).
+
+    ``near_duplicate`` is the cosine above which two documents count as copies of each other;
+    ``index`` is an :class:`IndexSpec` (the ``index:`` section of the config).
+    """
+
+    def __init__(
+        self,
+        embedder: dict[str, Any],
+        k: int = 10,
+        near_duplicate: float | None = 0.9,
+        index: dict[str, Any] | None = None,
+    ):
+        super().__init__(embedder)
+        self.k = k
+        self.near_duplicate = near_duplicate
+        self.index = IndexSpec.from_config(index, key="data.order.index")
+
+    def neighbours(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return knn_graph(embeddings, self.k, self.index, key="data.order.index")
 
 
 def ivf_lists(n: int) -> int:
@@ -70,8 +85,8 @@ def build_index(embeddings: np.ndarray, spec: IndexSpec, *, key: str = "index") 
         try:
             index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
-            first_line = str(e).strip().splitlines()[0] if str(e).strip() else "rejected"
-            raise ConfigError(f"{key}.factory: FAISS cannot build '{factory}': {first_line}") from e
+            reason = str(e).strip().splitlines()[0].split(": ")[-1] if str(e).strip() else "rejected"
+            raise ConfigError(f"{key}.factory: FAISS cannot build '{factory}' ({reason})") from e
         ivf = _ivf_of(index)
         if ivf is not None:
             ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
