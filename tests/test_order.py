@@ -145,10 +145,12 @@ def test_iclm_path_on_a_constructed_graph():
     # start at 6 (degree 1, lowest index), stuck after 7; restart at 0 (degree 2); then always the
     # most similar unvisited neighbour: 0->1 (.9), 1->3 (.85, over 2's .8), 3->2 (.7), 2->5 (.05,
     # an edge only 5 listed), 5->4 (.6)
-    assert greedy_path(sims, ids).tolist() == [6, 7, 0, 1, 3, 2, 5, 4]
+    path, n_paths = greedy_path(sims, ids)
+    assert path.tolist() == [6, 7, 0, 1, 3, 2, 5, 4] and n_paths == 2
     # excluded documents (dropped near-duplicates) are neither visited nor counted in degrees: without
     # 3 and 7, 6 has degree 0 and 4 degree 1, so 6 alone, then 4->5 (.6), 5->2 (.05), 2->1 (.8), 1->0
-    assert greedy_path(sims, ids, exclude=np.isin(np.arange(8), [3, 7])).tolist() == [6, 4, 5, 2, 1, 0]
+    path, n_paths = greedy_path(sims, ids, exclude=np.isin(np.arange(8), [3, 7]))
+    assert path.tolist() == [6, 4, 5, 2, 1, 0] and n_paths == 2
 
 
 def test_near_duplicates_keep_the_first_copy_of_each_group():

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from iclx.data.document import Document
 from iclx.data.order.base import OrderContext, Ordering
@@ -27,8 +28,9 @@ class InContextPretrainingOrder(NeighbourGraphOrder):
         assert embeddings is not None  # guaranteed by the required `embedder`
         sims, ids = self.neighbours(embeddings)
         dropped = near_duplicates(sims, ids, self.near_duplicate)
-        path = greedy_path(sims, ids, exclude=dropped)
-        return Ordering(path, dropped=np.flatnonzero(dropped))
+        path, n_paths = greedy_path(sims, ids, exclude=dropped)
+        # each restart may join unrelated documents in one window; a larger k means fewer restarts
+        return Ordering(path, stats={"paths": float(n_paths)}, dropped=np.flatnonzero(dropped))
 
 
 def near_duplicates(sims: np.ndarray, ids: np.ndarray, threshold: float | None) -> np.ndarray:
@@ -50,12 +52,13 @@ def near_duplicates(sims: np.ndarray, ids: np.ndarray, threshold: float | None) 
     return dropped
 
 
-def greedy_path(sims: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+def greedy_path(sims: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The ICLM traversal of the kNN graph (``ids[i]`` are i's neighbours, ``sims[i]`` their cosines).
 
     The graph is made undirected (j is a neighbour of i if either lists the other), degree is
     counted there, and ties between equal degrees go to the lower index. Documents in ``exclude``
-    are neither visited nor stepped through. Returns every other document exactly once.
+    are neither visited nor stepped through. Returns every other document exactly once, and the
+    number of paths the walk made (1 + its restarts).
     """
     n = len(ids)
     exclude = np.zeros(n, dtype=bool) if exclude is None else exclude
@@ -64,14 +67,13 @@ def greedy_path(sims: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None = 
     start_order = np.lexsort((np.arange(n), degree))  # smallest degree first, then lowest index
     visited = exclude.copy()
     path = np.empty(n - int(exclude.sum()), dtype=np.int64)
-    placed = 0
-    from tqdm.auto import tqdm
-
+    placed = n_paths = 0
     with tqdm(total=len(path), desc="iclm traversal", unit="doc", disable=len(path) < 100_000) as bar:
         for start in start_order:
             if visited[start]:
                 continue
             node, path_start = start, placed
+            n_paths += 1
             while node >= 0:
                 visited[node] = True
                 path[placed] = node
@@ -80,7 +82,7 @@ def greedy_path(sims: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None = 
                 free = row[~visited[row]]
                 node = free[0] if len(free) else -1  # rows are sorted by decreasing similarity
             bar.update(placed - path_start)
-    return path
+    return path, n_paths
 
 
 def _undirected_by_similarity(
