@@ -163,7 +163,7 @@ class LossHistory(L.Callback):
     def __init__(self, path: Path):
         self.path = path
 
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:  # after a resume restored the step
         rows = read_history(self.path) if self.path.is_file() else []
         kept = [r for r in rows if r["step"] <= trainer.global_step]
         self._write(kept, mode="w")
@@ -185,6 +185,7 @@ class LossHistory(L.Callback):
         self._write(rows, mode="a")
 
     def _write(self, rows: list[dict[str, Any]], mode: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         new = mode == "w" or not self.path.is_file()
         with open(self.path, mode, newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.FIELDS)

@@ -166,6 +166,7 @@ def pack(
     """
     dtype = token_dtype(vocab_size)
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     splits = {}
     unordered = write_split(folder, "corpus", encode(train, "tokenize train"), eos_id, dtype, shard_tokens)
     counts = np.diff(np.load(folder / "corpus.offsets.npy"))
