@@ -15,15 +15,15 @@ import torch
 from iclx.models.lsa import LinearSelfAttention
 
 
-def gd_lsa(d: int, steps: Sequence[float]) -> LinearSelfAttention:
+def gd_lsa(d: int, steps: Sequence[float], dtype: torch.dtype = torch.float32) -> LinearSelfAttention:
     """An LSA with one layer per GD step; ``steps`` are the step sizes eta_l."""
-    model = LinearSelfAttention(d=d, layers=len(steps))
-    eye = torch.eye(d)
+    model = LinearSelfAttention(d=d, layers=len(steps)).to(dtype)
+    eye = torch.eye(d, dtype=dtype)
     with torch.no_grad():
         model.key_query.copy_(torch.stack([-float(eta) * eye for eta in steps]))
     return model.requires_grad_(False)
 
 
-def one_gd_step_lsa(d: int, step: float) -> LinearSelfAttention:
+def one_gd_step_lsa(d: int, step: float, dtype: torch.dtype = torch.float32) -> LinearSelfAttention:
     """The one-layer LSA whose prediction is exactly one GD step with step size ``step``."""
-    return gd_lsa(d, [step])
+    return gd_lsa(d, [step], dtype)

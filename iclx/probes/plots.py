@@ -23,6 +23,21 @@ def _pyplot() -> Any:
     return plt
 
 
+def _log_scale(ax: Any) -> None:
+    """A log y axis with plain tick labels ("0.01", not mathtext "10^-2", which is slow to lay out);
+    call it after plotting, so that a narrow range gets ticks at 1, 2 and 5 times powers of 10."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if math.log10(high / low) < 2:
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _smooth(values: Tensor, window: int) -> Tensor:
     """Trailing moving average (shorter at the start)."""
     cumulative = torch.cat([torch.zeros(1, dtype=values.dtype), values.cumsum(0)])
@@ -47,7 +62,7 @@ def loss_curve(train_losses: Tensor, references: list[Reference], model_loss: fl
             continue
         label = f"{r.name}" + (f" ({_steps(r.steps)})" if r.steps else "") + f" {r.loss:.4g}"
         ax.axhline(r.loss, color=colour, linestyle="--", linewidth=1.2, label=label)
-    ax.set_yscale("log")
+    _log_scale(ax)
     ax.set_xlabel("training step")
     ax.set_ylabel("query squared error")
     ax.set_title(title, fontsize=10)
@@ -76,7 +91,7 @@ def layer_alignment(metrics: dict[str, float], references: list[Reference], refe
     left.set_ylabel("query squared error")
     low, high = left.get_ylim()
     if high / max(low, 1e-300) > 10:  # a log axis only pays off over a wide range
-        left.set_yscale("log")
+        _log_scale(left)
     left.set_xticks(ks)
     left.grid(alpha=0.3, which="both")
     left.legend(fontsize=8)
@@ -84,7 +99,7 @@ def layer_alignment(metrics: dict[str, float], references: list[Reference], refe
     if "layer1_gd_rel_err" in metrics:
         right.plot(ks, [metrics[f"layer{k}_gd_rel_err"] for k in ks], "o-", color="tab:purple", label="vs GD with the model's own preconditioners")
         right.axhline(1e-3, color="0.5", linestyle=":", linewidth=1, label="1e-3")
-    right.set_yscale("log")
+    _log_scale(right)
     right.set_xlabel("layer k")
     right.set_ylabel("relative error of the readout")
     right.set_xticks(ks)
