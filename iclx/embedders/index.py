@@ -37,9 +37,14 @@ class VectorIndex:
                 ivf.cp.seed = seed
             self.index.train(vectors)
         self.index.add(vectors)
-        self._set_search_breadth(nprobe)
+        self.set_search_breadth(nprobe)
 
-    def _set_search_breadth(self, breadth: int) -> None:
+    def set_search_breadth(self, breadth: int) -> None:
+        """How widely an approximate index searches: IVF cells probed, or HNSW's efSearch."""
+        self.nprobe = breadth
+        self._apply_breadth(breadth)
+
+    def _apply_breadth(self, breadth: int) -> None:
         import faiss
 
         params = faiss.ParameterSpace()
@@ -53,6 +58,6 @@ class VectorIndex:
         """``(scores, indices)``, each ``(len(queries), k)``, best first; index -1 where fewer exist."""
         k = min(k, self.size)
         if "HNSW" in self.factory:  # the graph search must keep at least k candidates
-            self._set_search_breadth(max(self.nprobe, k))
+            self._apply_breadth(max(self.nprobe, k))
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         return self.index.search(queries, k)
