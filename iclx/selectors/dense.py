@@ -6,7 +6,8 @@ a query's shortlist is its most similar pool examples by cosine, the query itsel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,20 @@ from iclx.selectors.base import Selector, first_k
 from iclx.tasks.example import Example
 
 DEFAULT_EMBEDDER = {"name": "hashing"}
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """For loops of small matrix products (one shortlist per query): BLAS threads add nothing there
+    but synchronization, which on a busy machine makes each product 100x slower. Uses threadpoolctl
+    (installed with scikit-learn) when present."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 class EmbeddingSelector(Selector):

@@ -23,7 +23,7 @@ import numpy as np
 
 from iclx.errors import ConfigError
 from iclx.registry import register
-from iclx.selectors.dense import EmbeddingSelector
+from iclx.selectors.dense import EmbeddingSelector, single_threaded_blas
 from iclx.tasks.example import Example
 
 EXHAUSTED = 1e-9  # a residual variance below this adds no volume
@@ -73,9 +73,10 @@ class DPPSelector(EmbeddingSelector):
 
     def _select(self, queries: list[Example], k: int) -> list[list[int]]:
         chosen = []
-        for ids, sims in self.shortlist(queries, max(self.fetch_k, k)):
-            vectors = self.pool_vectors[ids].astype(np.float64)
-            quality = np.exp(self.alpha * sims.astype(np.float64))
-            kernel = quality[:, None] * (vectors @ vectors.T) * quality[None, :]
-            chosen.append(ids[greedy_map(kernel, k)].tolist())
+        with single_threaded_blas():
+            for ids, sims in self.shortlist(queries, max(self.fetch_k, k)):
+                vectors = self.pool_vectors[ids]
+                quality = np.exp(self.alpha * sims.astype(np.float64))
+                kernel = quality[:, None] * (vectors @ vectors.T).astype(np.float64) * quality[None, :]
+                chosen.append(ids[greedy_map(kernel, k)].tolist())
         return chosen

@@ -17,7 +17,7 @@ import numpy as np
 
 from iclx.errors import ConfigError
 from iclx.registry import register
-from iclx.selectors.dense import EmbeddingSelector
+from iclx.selectors.dense import EmbeddingSelector, single_threaded_blas
 from iclx.tasks.example import Example
 
 
@@ -57,7 +57,8 @@ class MMRSelector(EmbeddingSelector):
 
     def _select(self, queries: list[Example], k: int) -> list[list[int]]:
         chosen = []
-        for ids, sims in self.shortlist(queries, max(self.fetch_k, k)):
-            order = mmr_order(sims, self.pool_vectors[ids], k, self.lambda_mult)
-            chosen.append(ids[order].tolist())
+        with single_threaded_blas():
+            for ids, sims in self.shortlist(queries, max(self.fetch_k, k)):
+                order = mmr_order(sims, self.pool_vectors[ids], k, self.lambda_mult)
+                chosen.append(ids[order].tolist())
         return chosen

@@ -1,0 +1,96 @@
+"""Model-free selection quality on SST-2: how often the chosen demonstrations share the query's label.
+
+Pool = SST-2 train (6,920 sentences), queries = dev (872); every selector at k = 4 and 8 with the
+hashing and MiniLM embedders (random and bm25 use none). Random choice scores about the label's
+share of the pool (~50%); a selector that finds demonstrations like the query scores higher
+(Liu et al. 2021's premise for KATE). Beside it, the redundancy of each k=8 set: the mean cosine
+between its members under each embedder (MMR and DPP exist to lower it). EPR is left out: it learns from a language model's scores,
+which this model-free measure has no model for.
+
+    python benchmarks/selection_quality.py [--data ../shared/data/sst2] [--embedders hashing,minilm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from iclx.artifacts import ArtifactStore
+from iclx.embedders import build_embedder, cached_vectors
+from iclx.registry import build
+from iclx.selectors.base import SelectionContext
+from iclx.selectors.quality import label_agreement
+from iclx.sweep_summary import format_table
+from iclx.tasks.example import Example
+
+VERBALIZER = {0: "negative", 1: "positive"}
+EMBEDDING_SELECTORS = ("knn", "mmr", "dpp")
+
+
+def read_sst2(path: Path, split: str) -> list[Example]:
+    """``<0|1> <sentence>`` lines of ``stsa.binary.<split>`` as examples with ids ``<split>-<line>``."""
+    examples = []
+    for i, line in enumerate((path / f"stsa.binary.{split}").read_text().splitlines()):
+        label, text = line.split(" ", 1)
+        examples.append(Example(id=f"{split}-{i}", input=text, output=VERBALIZER[int(label)], label=int(label)))
+    return examples
+
+
+def redundancy(vectors: np.ndarray, chosen: list[list[int]]) -> float:
+    """Mean cosine between the members of each chosen set (pairs of distinct members), over queries."""
+    total = 0.0
+    for ids in chosen:
+        members = vectors[ids]
+        k = len(ids)
+        total += (float((members @ members.T).sum()) - k) / (k * (k - 1))
+    return total / len(chosen)
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=here.parent.parent / "shared" / "data" / "sst2")
+    parser.add_argument("--embedders", default="hashing,minilm")
+    parser.add_argument("--selectors", default="random,bm25,knn,mmr,dpp")
+    parser.add_argument("--shots", default="4,8")
+    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/iclx"), help="pool embeddings are cached here")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"selection_quality: no SST-2 data at {args.data} (pass --data)")
+
+    pool, queries = read_sst2(args.data, "train"), read_sst2(args.data, "dev")
+    shots = [int(k) for k in args.shots.split(",")]
+    run = SimpleNamespace(store=ArtifactStore(args.cache_dir))  # the artifact cache is all selectors use of a run
+    context = SelectionContext(run=run, seed=args.seed)
+    positive_share = sum(e.label for e in pool) / len(pool)
+    print(f"pool {len(pool)} (positive {positive_share:.1%}), queries {len(queries)}, seed {args.seed}", flush=True)
+
+    embedders = args.embedders.split(",")
+    inputs = [e.input for e in pool]
+    yardsticks = {e: cached_vectors(run, build_embedder({"name": e}).fit(inputs), inputs) for e in embedders}
+    columns = ["selector", "embedder", *(f"k={k}" for k in shots), *(f"cos@{max(shots)} {e}" for e in embedders), "seconds"]
+    rows = []
+    for name in args.selectors.split(","):
+        for embedder in embedders if name in EMBEDDING_SELECTORS else ["-"]:
+            cfg = {"name": name} | ({"embedder": {"name": embedder}} if embedder != "-" else {})
+            start = time.perf_counter()
+            selector = build("selector", cfg).fit(pool, context)
+            chosen = selector.select(queries, max(shots))
+            agreement = [label_agreement(pool, queries, [c[:k] for c in chosen]) for k in shots]
+            similarity = [redundancy(yardsticks[e], chosen) for e in embedders]
+            rows.append([name, embedder, *agreement, *similarity, round(time.perf_counter() - start, 1)])
+            print(format_table(columns, rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print("share of chosen demonstrations whose label equals the query's (SST-2 train -> dev), and the")
+    print(f"mean cosine between the {max(shots)} demonstrations of a query under each embedder")
+    print(format_table(columns, rows))
+
+
+if __name__ == "__main__":
+    main()
