@@ -2,8 +2,8 @@
 
 It reads the examples as a sequence of 2n + 1 tokens x_1, y_1, ..., x_n, y_n, x_q, each a vector in
 R^(d+1) (an input as (x, 0), a label as (0, ..., 0, y)), mapped to ``width`` dimensions by a linear
-read-in plus a learned position embedding, then runs pre-norm blocks of causal softmax
-self-attention and a GELU MLP. A linear head on the final-norm output at the token of x_i predicts
+read-in plus a learned position embedding, then runs the pre-norm blocks of the ``gpt`` language
+model (iclx.models.gpt: causal softmax self-attention and a GELU MLP). A linear head on the final-norm output at the token of x_i predicts
 y_i, so every position is an in-context prediction from the i - 1 examples before it.
 
 Training minimises the squared error at every input position (as Garg et al. do; the query's is
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from iclx.errors import ConfigError
+from iclx.models.gpt import Block
 from iclx.registry import register
 
 
@@ -42,10 +43,7 @@ class RegressionGPT(nn.Module):
         self.read_in = nn.Linear(d + 1, width)
         self.position = nn.Embedding(2 * max_examples, width)
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                width, heads, mlp_ratio * width, dropout=dropout, activation="gelu", batch_first=True, norm_first=True
-            )
-            for _ in range(layers)
+            Block(width, heads, mlp_ratio * width, dropout, bias=True, rotary=None) for _ in range(layers)
         )
         self.final_norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, 1)
@@ -63,12 +61,10 @@ class RegressionGPT(nn.Module):
     def _residual_streams(self, batch) -> list[Tensor]:
         """The hidden states at the input tokens after each block (positions of x_1 .. x_n, x_q)."""
         tokens = self._tokens(batch)
-        length = tokens.shape[1]
-        h = self.read_in(tokens) + self.position(torch.arange(length, device=tokens.device))
-        mask = nn.Transformer.generate_square_subsequent_mask(length, device=tokens.device, dtype=h.dtype)
+        h = self.read_in(tokens) + self.position(torch.arange(tokens.shape[1], device=tokens.device))
         streams = []
         for block in self.blocks:
-            h = block(h, src_mask=mask, is_causal=True)
+            h = block(h)
             streams.append(h[:, 0::2])
         return streams
 

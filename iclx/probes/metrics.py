@@ -4,7 +4,10 @@ All comparisons use the held-out ``eval`` tasks and are computed in float64:
 
 - ``loss``: the model's mean squared error; ``loss_ratio``: it over ``gd_loss``, the loss of the
   GD reference with as many steps as the model has layers (step sizes tuned per step; one tuned
-  step for a one-layer model). ``loss_vs_best_gd`` divides by the best of every GD schedule.
+  step for a one-layer model). ``<reference>_loss`` for every reference (``gd<k>_loss`` and
+  ``gd<k>_step`` for constant-step GD with k steps); ``best_gd_loss`` is the best GD schedule
+  (constant, per-step or preconditioned) with as many steps as layers, ``loss_vs_best_gd`` the
+  model's loss over it and ``beats_every_gd`` 1.0 when the model is below all of them.
 - ``pred_abs_diff``: mean |y_model - y_GD|; ``pred_cos``: cosine between the two prediction vectors
   over tasks; ``sensitivity_cos``: mean over tasks of the cosine between d y_model / d x_q and
   d y_GD / d x_q (von Oswald et al. 2023).
@@ -12,7 +15,12 @@ All comparisons use the held-out ``eval`` tasks and are computed in float64:
   relative error |y_k - y_GD,k| / |y_GD,k| against the first k steps of the GD reference. Models
   whose layers are preconditioned GD steps (a sparse-P LSA) add ``layer<k>_gd_rel_err`` against GD
   with their own preconditioners Gamma_l (``readout_rel_err`` is the worst layer), ``learned_step<l>``
-  (mean diagonal of Gamma_l) and ``anisotropy<l>`` (|Gamma_l - mean_diag I| / |Gamma_l|).
+  (mean diagonal of Gamma_l) and ``anisotropy<l>`` (|Gamma_l - mean_diag I| / |Gamma_l|), beside
+  ``tuned_step<l>``, the GD reference's step sizes.
+- ``theory_step``: n / (n + d + 1 + noise^2), the optimal single step for Gaussian inputs, and
+  ``learned_over_theory`` for a one-layer LSA.
+- ``constructed_gd_rel_err``: the hand-built one-step LSA (iclx.probes.constructed) with the tuned
+  step, against one GD step, in float32: a check of the conventions that every run repeats.
 """
 
 from __future__ import annotations

@@ -222,13 +222,19 @@ class Reference:
         return " ".join(f"{k}=[{', '.join(f'{v:.4g}' for v in values)}]" for k, values in self.params.items())
 
 
+def _curvature(tune: Statistics) -> float:
+    """The mean eigenvalue of C: step sizes scale as its inverse, ridge penalties as it."""
+    return float(tune.eigenvalues.mean())
+
+
 def tune_gd(tune: Statistics, steps: int) -> Reference:
     """k-step GD with one step size, tuned by line search."""
 
     def loss_of(eta: float) -> float:
         return float(mse(gd(tune, [eta] * steps)[:, -1], tune.yq))
 
-    eta = line_search(loss_of, 1e-3, 10.0)
+    scale = _curvature(tune)
+    eta = line_search(loss_of, 1e-3 / scale, 10.0 / scale)
     return Reference("gd", steps, lambda s: gd(s, [eta] * steps), {"eta": [eta]})
 
 
@@ -268,7 +274,8 @@ def tune_gd_plus_plus(tune: Statistics, start: Reference) -> Reference:
 
 
 def tune_ridge(tune: Statistics) -> Reference:
-    lam = line_search(lambda v: float(mse(ridge(tune, v)[:, -1], tune.yq)), 1e-9, 1e2)
+    scale = _curvature(tune)
+    lam = line_search(lambda v: float(mse(ridge(tune, v)[:, -1], tune.yq)), 1e-9 * scale, 1e2 * scale)
     return Reference("ridge", 0, lambda s: ridge(s, lam), {"lambda": [lam]})
 
 
@@ -283,9 +290,9 @@ def tuned_references(tune: Statistics, evaluation: Statistics, steps: int) -> li
         Reference("zero", 0, lambda s: torch.zeros_like(s.yq).unsqueeze(-1)),
         Reference("averaging", 0, averaging, {"eta": [1.0]}),
     ]
-    gd = [tune_gd(tune, k) for k in range(1, steps + 1)]
-    references += gd
-    per_step = tune_gd_per_step(tune, gd[-1]) if steps > 1 else gd[-1]
+    constant_step = [tune_gd(tune, k) for k in range(1, steps + 1)]
+    references += constant_step
+    per_step = tune_gd_per_step(tune, constant_step[-1]) if steps > 1 else constant_step[-1]
     if steps > 1:
         references += [per_step, tune_gd_plus_plus(tune, per_step)]
     references.append(tune_preconditioned_gd(tune, per_step))

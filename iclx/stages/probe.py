@@ -98,7 +98,8 @@ def train(run: Any, model: torch.nn.Module, task: LinearRegressionProbe) -> torc
         log.warning("probe: trainer.precision=%s; agreement with GD to 1e-3 needs trainer.precision=32-true", precision)
     # tasks are generated in the loop's own process: there is nothing for workers to overlap
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-    trainer = build_trainer(run, default_max_steps=task.max_steps)
+    # seconds of training on generated data: nothing to resume, so no checkpoint files
+    trainer = build_trainer(run, default_max_steps=task.max_steps, enable_checkpointing=False)
     module = ProbeTraining(model, run.cfg.optimizer, trainer.max_steps, compile=bool(trainer_cfg.get("compile", False)))
     trainer.fit(module, DataLoader(TaskStream(task, run.seed), batch_size=None))
     run.advance_step(trainer.global_step)
