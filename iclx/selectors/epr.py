@@ -164,23 +164,28 @@ class EPRSelector(Selector):
         )
         steps = int(ctx.run.cfg.get("trainer", {}).get("max_steps") or self.train_cfg["steps"])
         key_parts = dict(
-            train=self.train_cfg, steps=steps, embedder=self.embedder.cache_config(), seed=ctx.seed, scorer=ctx.scorer_key,
+            train=self.train_cfg, steps=steps, embedder=self.embedder.cache_config(), embedder_fit=self.embedder.fingerprint(),
+            seed=ctx.seed, scorer=ctx.scorer_key,
             pool=texts_digest([f"{e.id}\0{candidate_text(e)}" for e in self.pool]),
         )
         if ctx.scorer_key:
             folder = ctx.run.store.get_or_build(
                 "retriever", config_key(key_parts), lambda f: self._train(f, steps), describe=key_parts
             )
+            self._load(folder)
         else:  # without a name for the LM, a cached retriever could come from another model: train afresh
             log.warning("selector 'epr': no scorer_key, so the trained retriever is not cached")
-            folder = Path(tempfile.mkdtemp(prefix="iclx-epr-"))
-            self._train(folder, steps)
+            with tempfile.TemporaryDirectory(prefix="iclx-epr-") as folder:
+                self._train(Path(folder), steps)
+                self._load(Path(folder))
+        pool_codes = self._encode(self.encoder.candidate, self.candidate_vectors)
+        self.index = VectorIndex(pool_codes, self.index_factory, self.nprobe, seed=ctx.seed, key="selector.index")
+
+    def _load(self, folder: Path) -> None:
         self.encoder = DualEncoder(self.input_vectors.shape[1], self.train_cfg["hidden"])
         self.encoder.load_state_dict(torch.load(folder / "retriever.pt", weights_only=True))
         self.encoder.eval()
         self.training_stats = json.loads((folder / "training.json").read_text())
-        pool_codes = self._encode(self.encoder.candidate, self.candidate_vectors)
-        self.index = VectorIndex(pool_codes, self.index_factory, self.nprobe, seed=ctx.seed, key="selector.index")
 
     def _select(self, queries: list[Example], k: int) -> list[list[int]]:
         base = cached_vectors(self.context.run, self.embedder, [q.input for q in queries], desc="embedding queries")
