@@ -15,8 +15,9 @@ from iclx.stages.probe import build_regression_model
 
 from conftest import read_summary
 
-# short runs: few steps and held-out tasks, no progress bar in the test log
+# few held-out tasks and no progress bar in the test log, unless a test overrides them
 SHORT = ["probe.tune_tasks=4096", "probe.eval_tasks=2048", "trainer.enable_progress_bar=false"]
+PRESET_TASKS = ["probe.tune_tasks=65536", "probe.eval_tasks=8192"]  # the presets' own counts
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 def probe_run(tmp_path, name: str, *overrides: str) -> dict:
-    assert run_cli([*overrides, *SHORT, f"hydra.run.dir={tmp_path}/{name}"]) == 0
+    assert run_cli([*SHORT, *overrides, f"hydra.run.dir={tmp_path}/{name}"]) == 0
     summary = read_summary(tmp_path / name)
     assert summary["status"] == "ok", summary.get("error")
     return summary["stages"]["probe"]
@@ -60,7 +61,8 @@ def test_short_training_beats_zero_and_approaches_gd_and_writes_outputs(in_tmp):
 
 
 def test_same_seed_gives_the_same_numbers(in_tmp):
-    tiny = ["experiment=icl_gd", "probe.d=4", "probe.n=6", "probe.max_steps=30", "probe.tune_tasks=1024", "probe.eval_tasks=512"]
+    tiny = ["experiment=icl_gd", "probe.d=4", "probe.n=6", "probe.max_steps=30",
+            "probe.tune_tasks=1024", "probe.eval_tasks=512"]
     first = probe_run(in_tmp, "a", *tiny, "seed=3")
     again = probe_run(in_tmp, "b", *tiny, "seed=3")
     other = probe_run(in_tmp, "c", *tiny, "seed=4")
@@ -133,7 +135,7 @@ def test_bad_probe_and_model_values_are_one_line(in_tmp, capsys, override, messa
 
 @pytest.mark.slow
 def test_icl_gd_preset_meets_the_issue_figures(in_tmp):
-    metrics = probe_run(in_tmp, "icl_gd", "experiment=icl_gd", "probe.tune_tasks=65536", "probe.eval_tasks=8192")
+    metrics = probe_run(in_tmp, "icl_gd", "experiment=icl_gd", *PRESET_TASKS)
     assert metrics["loss_ratio"] <= 1.01
     assert metrics["sensitivity_cos"] >= 0.99 and metrics["pred_cos"] >= 0.99
     assert metrics["learned_over_theory"] == pytest.approx(1.0, abs=0.03)
@@ -141,9 +143,9 @@ def test_icl_gd_preset_meets_the_issue_figures(in_tmp):
 
 @pytest.mark.slow
 def test_icl_gd_layers_preset_meets_the_issue_figures(in_tmp):
-    sparse = probe_run(in_tmp, "sparse", "experiment=icl_gd_layers", "probe.tune_tasks=65536", "probe.eval_tasks=8192")
+    sparse = probe_run(in_tmp, "sparse", "experiment=icl_gd_layers", *PRESET_TASKS)
     assert sparse["readout_rel_err"] <= 1e-3
     for layer in (1, 2, 3):
         assert sparse[f"learned_step{layer}"] == pytest.approx(sparse[f"tuned_step{layer}"], rel=0.05)
-    full = probe_run(in_tmp, "full", "experiment=icl_gd_layers", "model.full_p=true", "probe.tune_tasks=65536", "probe.eval_tasks=8192")
+    full = probe_run(in_tmp, "full", "experiment=icl_gd_layers", "model.full_p=true", *PRESET_TASKS)
     assert full["beats_every_gd"] == 1.0 and full["loss_vs_best_gd"] < 0.1

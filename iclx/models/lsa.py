@@ -59,11 +59,13 @@ class LinearSelfAttention(nn.Module):
 
     def attention_weights(self, layer: int) -> tuple[Tensor, Tensor]:
         """(P_l, Q_l), each (d+1) x (d+1), laid out as in the module docstring."""
-        i = 0 if self.shared else layer
-        q = F.pad(self.key_query[i], (0, 1, 0, 1))
-        b = self.value_x[i] if self.value_x is not None else torch.zeros_like(self.key_query[i])
-        p = F.pad(b, (0, 1, 0, 1))
-        p = p + F.pad(torch.ones(1, 1, dtype=p.dtype, device=p.device), (self.d, 0, self.d, 0))
+        i, d = (0 if self.shared else layer), self.d
+        q = self.key_query.new_zeros(d + 1, d + 1)
+        q[:d, :d] = self.key_query[i]
+        p = self.key_query.new_zeros(d + 1, d + 1)
+        p[d, d] = 1.0
+        if self.value_x is not None:
+            p[:d, :d] = self.value_x[i]
         return p, q
 
     def preconditioners(self) -> Tensor | None:

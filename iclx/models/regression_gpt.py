@@ -3,8 +3,9 @@
 It reads the examples as a sequence of 2n + 1 tokens x_1, y_1, ..., x_n, y_n, x_q, each a vector in
 R^(d+1) (an input as (x, 0), a label as (0, ..., 0, y)), mapped to ``width`` dimensions by a linear
 read-in plus a learned position embedding, then runs the pre-norm blocks of the ``gpt`` language
-model (iclx.models.gpt: causal softmax self-attention and a GELU MLP). A linear head on the final-norm output at the token of x_i predicts
-y_i, so every position is an in-context prediction from the i - 1 examples before it.
+model (iclx.models.gpt: causal softmax self-attention and a GELU MLP). A linear head on the
+final-norm output at the token of x_i predicts y_i, so every position is an in-context prediction
+from the i - 1 examples before it.
 
 Training minimises the squared error at every input position (as Garg et al. do; the query's is
 the one the probe reports). ``layer_predictions`` applies the final norm and head to the residual

@@ -119,7 +119,8 @@ def compare(
     gd_sensitivities = query_sensitivities(lambda xq: reference.predict(stats.with_query(xq))[:, -1], stats.xq)
     metrics["sensitivity_cos"] = mean_cosine(readout.sensitivities, gd_sensitivities)
     for k in range(steps):
-        metrics[f"layer{k + 1}_tuned_rel_err"] = relative_error(readout.layer_predictions[:, k], reference.predictions[:, k])
+        layer, gd_steps = readout.layer_predictions[:, k], reference.predictions[:, k]
+        metrics[f"layer{k + 1}_tuned_rel_err"] = relative_error(layer, gd_steps)
     for l, eta in enumerate(reference.params["eta"]):
         metrics[f"tuned_step{l + 1}"] = eta
 
@@ -134,7 +135,8 @@ def compare(
         for l, gamma in enumerate(gammas):
             mean_diagonal = float(gamma.diagonal().mean())
             metrics[f"learned_step{l + 1}"] = mean_diagonal
-            metrics[f"anisotropy{l + 1}"] = float((gamma - mean_diagonal * torch.eye(len(gamma), dtype=gamma.dtype)).norm() / gamma.norm())
+            isotropic = mean_diagonal * torch.eye(len(gamma), dtype=gamma.dtype)
+            metrics[f"anisotropy{l + 1}"] = float((gamma - isotropic).norm() / gamma.norm())
     if optimal_one_step is not None:
         metrics["theory_step"] = optimal_one_step
         if steps == 1 and "learned_step1" in metrics:

@@ -11,7 +11,9 @@ from iclx.probes.references import Reference
 
 # references drawn as horizontal lines on the loss curve, with their colours
 # (exact solvers such as OLS reach ~0 without noise and stay in the table, off this log scale)
-CURVE_REFERENCES = {"zero": "0.5", "gd": "tab:blue", "gd_per_step": "tab:cyan", "precond_gd": "tab:purple", "gd++": "tab:green"}
+CURVE_REFERENCES = {
+    "zero": "0.5", "gd": "tab:blue", "gd_per_step": "tab:cyan", "precond_gd": "tab:purple", "gd++": "tab:green",
+}
 
 
 def _pyplot() -> Any:
@@ -75,7 +77,9 @@ def _steps(k: int) -> str:
     return f"{k} step" + "s" * (k != 1)
 
 
-def layer_alignment(metrics: dict[str, float], references: list[Reference], reference: Reference, layers: int, title: str) -> Any:
+def layer_alignment(
+    metrics: dict[str, float], references: list[Reference], reference: Reference, layers: int, title: str
+) -> Any:
     """Left: loss of the readout after layer k against k GD steps. Right: relative error of the
     layer-k readout against k steps of GD (tuned; and with the model's own preconditioners)."""
     plt = _pyplot()
@@ -95,9 +99,11 @@ def layer_alignment(metrics: dict[str, float], references: list[Reference], refe
     left.set_xticks(ks)
     left.grid(alpha=0.3, which="both")
     left.legend(fontsize=8)
-    right.plot(ks, [metrics[f"layer{k}_tuned_rel_err"] for k in ks], "o-", color="tab:cyan", label=f"vs {reference.name} (first k steps)")
+    tuned = [metrics[f"layer{k}_tuned_rel_err"] for k in ks]
+    right.plot(ks, tuned, "o-", color="tab:cyan", label=f"vs {reference.name} (first k steps)")
     if "layer1_gd_rel_err" in metrics:
-        right.plot(ks, [metrics[f"layer{k}_gd_rel_err"] for k in ks], "o-", color="tab:purple", label="vs GD with the model's own preconditioners")
+        own = [metrics[f"layer{k}_gd_rel_err"] for k in ks]
+        right.plot(ks, own, "o-", color="tab:purple", label="vs GD with the model's own preconditioners")
         right.axhline(1e-3, color="0.5", linestyle=":", linewidth=1, label="1e-3")
     _log_scale(right)
     right.set_xlabel("layer k")

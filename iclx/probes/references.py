@@ -155,7 +155,9 @@ def mse(predictions: Tensor, targets: Tensor) -> Tensor:
 # --- tuning -----------------------------------------------------------------------------------
 
 
-def line_search(loss_of: Callable[[float], float], low: float, high: float, grid_points: int = 41, refinements: int = 40) -> float:
+def line_search(
+    loss_of: Callable[[float], float], low: float, high: float, grid_points: int = 41, refinements: int = 40
+) -> float:
     """Minimise a 1-d loss over [low, high]: a log-spaced grid, then golden section around its best point.
 
     The grid guards against the local minima of k-step GD's loss (a polynomial of degree 2k in eta).
@@ -259,7 +261,9 @@ def tune_preconditioned_gd(tune: Statistics, start: Reference) -> Reference:
     gammas = torch.stack([eta * eye for eta in start.params["eta"]])
     fit([gammas], lambda: mse(preconditioned_gd(tune, list(gammas))[:, -1], tune.yq))
     mean_diagonal = gammas.diagonal(dim1=1, dim2=2).mean(-1).tolist()
-    return Reference("precond_gd", start.steps, lambda s: preconditioned_gd(s, list(gammas)), {"mean_diag": mean_diagonal})
+    return Reference(
+        "precond_gd", start.steps, lambda s: preconditioned_gd(s, list(gammas)), {"mean_diag": mean_diagonal}
+    )
 
 
 def tune_gd_plus_plus(tune: Statistics, start: Reference) -> Reference:

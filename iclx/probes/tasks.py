@@ -114,7 +114,8 @@ class LinearRegressionProbe:
         if self.x_dist == "gaussian":
             inputs = normal(num_tasks, self.n + 1, self.d)
         else:
-            inputs = (2 * torch.rand(num_tasks, self.n + 1, self.d, generator=generator, dtype=torch.float64) - 1) * self.x_range
+            unit = torch.rand(num_tasks, self.n + 1, self.d, generator=generator, dtype=torch.float64)
+            inputs = (2 * unit - 1) * self.x_range
         theta = normal(num_tasks, self.d)
         labels = torch.einsum("btd,bd->bt", inputs, theta) + self.noise_std * normal(num_tasks, self.n + 1)
         batch = TaskBatch(inputs[:, :-1], labels[:, :-1], inputs[:, -1], labels[:, -1], theta)

@@ -100,38 +100,43 @@ def train(run: Any, model: torch.nn.Module, task: LinearRegressionProbe) -> torc
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # seconds of training on generated data: nothing to resume, so no checkpoint files
     trainer = build_trainer(run, default_max_steps=task.max_steps, enable_checkpointing=False)
-    module = ProbeTraining(model, run.cfg.optimizer, trainer.max_steps, compile=bool(trainer_cfg.get("compile", False)))
+    compile_model = bool(trainer_cfg.get("compile", False))
+    module = ProbeTraining(model, run.cfg.optimizer, trainer.max_steps, compile=compile_model)
     trainer.fit(module, DataLoader(TaskStream(task, run.seed), batch_size=None))
     run.advance_step(trainer.global_step)
     model.cpu().eval()
     return torch.stack(module.query_losses).cpu() if module.query_losses else torch.zeros(0)
 
 
-def tables(metrics: dict[str, float], references: list[Reference], readout: ModelReadout, layers: int) -> dict[str, tuple[list[str], list[list[Any]]]]:
+def tables(
+    metrics: dict[str, float], references: list[Reference], readout: ModelReadout, layers: int
+) -> dict[str, tuple[list[str], list[list[Any]]]]:
     """The references table (every method on the eval tasks) and the layer-by-layer table."""
     final = readout.layer_predictions[:, -1]
     gd_loss = metrics["gd_loss"]
     rows: list[list[Any]] = []
     for r in references:
-        rows.append([r.name, r.steps, r.loss, r.loss / gd_loss, float((r.predictions[:, -1] - final).abs().mean()), r.describe()])
+        difference = float((r.predictions[:, -1] - final).abs().mean())
+        rows.append([r.name, r.steps, r.loss, r.loss / gd_loss, difference, r.describe()])
     for k in range(1, layers + 1):
-        layer = readout.layer_predictions[:, k - 1]
-        name = "model" if k == layers else f"model layer {k}"
-        rows.append([name, k, metrics[f"layer{k}_loss"], metrics[f"layer{k}_loss"] / gd_loss, float((layer - final).abs().mean()), ""])
+        loss = metrics[f"layer{k}_loss"]
+        difference = float((readout.layer_predictions[:, k - 1] - final).abs().mean())
+        rows.append(["model" if k == layers else f"model layer {k}", k, loss, loss / gd_loss, difference, ""])
     references_table = (["method", "steps", "loss", "loss/gd", "mean|y-y_model|", "tuned"], rows)
 
     gd_losses = {r.steps: r.loss for r in references if r.name == "gd"}
-    layer_columns = ["layer", "model_loss", "gd_k_loss", "rel_err_vs_tuned_gd"]
-    own = "layer1_gd_rel_err" in metrics
+    columns = ["layer", "model_loss", "gd_k_loss", "rel_err_vs_tuned_gd"]
+    own = "layer1_gd_rel_err" in metrics  # the model's layers are preconditioned GD steps
     if own:
-        layer_columns += ["rel_err_vs_own_gd", "learned_step", "tuned_step", "anisotropy"]
+        columns += ["rel_err_vs_own_gd", "learned_step", "tuned_step", "anisotropy"]
     layer_rows = []
     for k in range(1, layers + 1):
         row: list[Any] = [k, metrics[f"layer{k}_loss"], gd_losses[k], metrics[f"layer{k}_tuned_rel_err"]]
         if own:
-            row += [metrics[f"layer{k}_gd_rel_err"], metrics[f"learned_step{k}"], metrics[f"tuned_step{k}"], metrics[f"anisotropy{k}"]]
+            row += [metrics[f"layer{k}_gd_rel_err"], metrics[f"learned_step{k}"],
+                    metrics[f"tuned_step{k}"], metrics[f"anisotropy{k}"]]
         layer_rows.append(row)
-    return {"probe/references": references_table, "probe/layers": (layer_columns, layer_rows)}
+    return {"probe/references": references_table, "probe/layers": (columns, layer_rows)}
 
 
 @registry.register("stage", "probe")
@@ -153,13 +158,15 @@ def probe(run: Any) -> dict[str, float]:
     for key, (columns, rows) in tables(metrics, references, readout, layers).items():
         run.log_table(key, columns, rows)
         log.info("%s\n%s", key, format_table(columns, rows))
-    title = f"{cfg.model.name} ({layers} layer{'s' * (layers > 1)}), d={task.d}, n={task.n}, {task.x_dist} x, seed {run.seed}"
+    title = (f"{cfg.model.name} ({layers} layer{'s' * (layers > 1)}), d={task.d}, n={task.n}, "
+             f"{task.x_dist} x, seed {run.seed}")
     reference = gd_reference(references, layers)
     run.save_figure(plots.loss_curve(train_losses, references, metrics["loss"], layers, title), "loss_curve")
     run.save_figure(plots.layer_alignment(metrics, references, reference, layers, title), "layer_alignment")
     preconditioners = getattr(model, "preconditioners", lambda: None)()
     if preconditioners is not None:
         run.save_figure(plots.preconditioners(preconditioners.detach().double(), title), "preconditioners")
-    headline = ["loss", "gd_loss", "loss_ratio", "sensitivity_cos", "pred_cos", "readout_rel_err", "learned_step1", "theory_step"]
+    headline = ["loss", "gd_loss", "loss_ratio", "loss_vs_best_gd", "sensitivity_cos", "pred_cos", "readout_rel_err"]
+    headline += ["learned_step1", "theory_step"] if layers == 1 else []
     log.info("probe: %s", ", ".join(f"{k}={metrics[k]:.4g}" for k in headline if k in metrics))
     return metrics
