@@ -54,7 +54,6 @@ def run_case(n: int, dim: int, mode: str, k: int, sample: int, threads: int) -> 
     from iclx.data.order.neighbors import IndexSpec, build_index, knn_graph, search
 
     faiss.omp_set_num_threads(threads)
-    os.environ["TQDM_DISABLE"] = "1"  # the tables are the output here
     embeddings = synthetic_embeddings(n, dim)
     rss_data = peak_rss_mb()
     spec = IndexSpec(exact_below=n + 1) if mode == "exact" else IndexSpec(exact_below=0)

@@ -89,26 +89,34 @@ def _undirected_by_similarity(
     sims: np.ndarray, ids: np.ndarray, exclude: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """CSR adjacency (indptr, neighbours) of the symmetrized kNN graph without ``exclude``d nodes,
-    each row sorted by decreasing similarity (ties: lower id first)."""
+    each row sorted by decreasing similarity (equal similarities in a fixed order)."""
     n, k = ids.shape
     src = np.repeat(np.arange(n, dtype=np.int64), k)
     dst = ids.reshape(-1)
     weight = sims.reshape(-1)
-    valid = (dst >= 0) & (src != dst)
-    valid[valid] &= ~exclude[src[valid]] & ~exclude[dst[valid]]
+    valid = dst >= 0
+    valid[valid] &= (src[valid] != dst[valid]) & ~exclude[src[valid]] & ~exclude[dst[valid]]
     src, dst, weight = src[valid], dst[valid], weight[valid]
-    src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
-    weight = np.concatenate([weight, weight])
-    # an edge listed by both ends appears twice: keep one copy (the larger of two float roundings)
-    order = np.lexsort((-weight, dst, src))
-    src, dst, weight = src[order], dst[order], weight[order]
-    first = np.ones(len(src), dtype=bool)
-    first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
-    src, dst, weight = src[first], dst[first], weight[first]
-    order = np.lexsort((dst, -weight, src))
+    # every edge i -> j also gets j -> i, unless j lists i itself (it would be there twice)
+    one_way = ~_lists(ids, rows=dst, values=src)
+    src, dst = np.concatenate([src, dst[one_way]]), np.concatenate([dst, src[one_way]])
+    weight = np.concatenate([weight, weight[one_way]])
+    # a single integer sort by (row, decreasing similarity): 1 - cosine, in [0, 2], on 31 bits is
+    # finer than float32 resolves, and one argsort of 20M int64 keys is ~10x faster than lexsort
+    descending = np.round((1.0 - np.clip(weight.astype(np.float64), -1.0, 1.0)) * (2**30 - 1)).astype(np.int64)
+    order = np.argsort((src << 32) | descending)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     return indptr, dst[order]
+
+
+def _lists(ids: np.ndarray, rows: np.ndarray, values: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """For every e, whether ``ids[rows[e]]`` contains ``values[e]`` (in chunks: each gathers k ids)."""
+    out = np.empty(len(rows), dtype=bool)
+    for start in range(0, len(rows), chunk):
+        stop = start + chunk
+        out[start:stop] = (ids[rows[start:stop]] == values[start:stop, None]).any(axis=1)
+    return out
 
 
 def _sorted_pairs(earlier: np.ndarray, later: np.ndarray) -> tuple[list[int], list[int]]:
