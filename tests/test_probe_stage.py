@@ -92,7 +92,7 @@ def test_every_probe_and_model_option_composes_and_builds():
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         for overrides in (
             ["experiment=icl_gd"], ["experiment=icl_gd_layers"], ["experiment=icl_gd_layers", "model.full_p=true"],
-            ["experiment=icl_gd", "model=regression_gpt"], ["probe=linear_regression", "model=lsa"],
+            ["experiment=icl_gd", "model=regression_gpt"], ["experiment=icl_gd_layers", "model=regression_gpt"],
         ):
             cfg = compose("config", overrides=overrides)
             task = registry.build("probe", cfg.probe, key="probe")
