@@ -188,3 +188,19 @@ def test_index_config_errors_are_one_line():
         VectorIndex(random_unit(10, 4, 0), "IVFX", key="selector.index")
     with pytest.raises(ConfigError, match=r"^index: 'IVF64,Flat' has 64 cells but only 10 vectors"):
         VectorIndex(random_unit(10, 4, 0), "IVF64,Flat")
+
+
+def test_lm_embedder_runs_on_iclx_gpt_with_its_tokenizer():
+    from iclx.registry import build
+
+    torch.manual_seed(0)
+    tokenizer = build("tokenizer", {"name": "byte"})
+    model = build("model", {"name": "gpt", "n_layer": 1, "n_head": 2, "d_model": 16, "max_seq_len": 64}, vocab_size=tokenizer.vocab_size)
+    texts = ["short", "a much longer text than the first one", "short"]
+    vectors = embed_cached(None, {"name": "lm", "batch_size": 3}, texts, model=model, tokenizer=tokenizer, model_key="gpt")
+    assert vectors.shape == (3, 16)
+    np.testing.assert_allclose(unit_rows(vectors), 1.0, rtol=1e-5)
+    alone = embed_cached(None, {"name": "lm"}, ["short"], model=model, tokenizer=tokenizer, model_key="gpt")
+    np.testing.assert_allclose(vectors[0], alone[0], rtol=1e-4, atol=1e-5)  # padded beside a long text: unchanged
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+    assert model.training  # the embedder evaluates in eval mode and gives the model back as it was
