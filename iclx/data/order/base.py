@@ -12,6 +12,7 @@ the seed and the window length, and logs the statistics as ``pack/order/<name>``
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ import numpy as np
 
 from iclx.data.document import Document
 from iclx.registry import register
+
+log = logging.getLogger("iclx")
 
 
 @dataclass
@@ -58,8 +61,8 @@ class DocumentOrder(ABC):
         """The packing order; ``embeddings`` are L2-normalized rows, or None without an embedder."""
 
     def order(self, docs: Sequence[Document], ctx: OrderContext) -> Ordering:
-        from iclx.embedders.base import normalize
         from iclx.data.order.stats import window_statistics
+        from iclx.embedders.base import normalize
 
         if len(ctx.token_counts) != len(docs):
             raise ValueError(f"{len(docs)} documents but {len(ctx.token_counts)} token counts")
@@ -68,7 +71,8 @@ class DocumentOrder(ABC):
         embedded = time.perf_counter()
         ordering = self.arrange(docs, embeddings, ctx)
         arranged = time.perf_counter()
-        concepts = [d.meta.get("concept") for d in docs]
+        # what a window should share: GINC's concept, or a labelled corpus's label
+        concepts = [d.meta.get("concept", d.meta.get("label")) for d in docs]
         ordering.stats.update(
             window_statistics(
                 ordering.sequence,
@@ -85,6 +89,7 @@ class DocumentOrder(ABC):
             embed_seconds=round(embedded - start, 3),
             order_seconds=round(arranged - embedded, 3),
         )
+        log.info("ordering: %s", ", ".join(f"{k} {v:.4g}" for k, v in ordering.stats.items()))
         return ordering
 
     def embed(self, docs: Sequence[Document], ctx: OrderContext) -> np.ndarray:
