@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 import torch
 
 from iclx.artifacts import ArtifactStore
-from iclx.embedders import build_embedder, cached_vectors, embed_cached
+from iclx.embedders import build_embedder, embed_cached
 from iclx.embedders.index import VectorIndex
 from iclx.errors import ConfigError
 

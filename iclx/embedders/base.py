@@ -10,9 +10,9 @@ similarity. Selectors (``selector.embedder``) and document orderings (issue 5) s
 ``embed_cached`` builds the embedder, fits it on ``texts`` (the hashing embedder learns its IDF
 there) and stores the vectors as an artifact keyed by the embedder's config, what it was fitted
 on and the texts, so a second run or another job of a sweep reads them back. A caller that embeds
-other texts later with the same fitted embedder (a selector embeds queries against its pool) uses
-the three steps itself: ``build_embedder``, ``embedder.fit(corpus)``, ``cached_vectors(run,
-embedder, texts)`` and then ``embedder.embed(other_texts)``.
+other texts later with the same fitted embedder (a selector embeds queries against its pool) takes
+the steps itself: ``build_embedder``, ``embedder.fit(corpus)``, ``cached_vectors(run, embedder,
+texts)``, then ``cached_vectors`` (or ``embedder.embed``) again for the other texts.
 
 Embedders that need the run's language model (``lm``) receive it as runtime arguments:
 ``build_embedder(cfg, model=..., tokenizer=..., model_key=...)``; arguments an embedder does not
@@ -22,7 +22,6 @@ take are ignored, so callers may always pass what they have.
 from __future__ import annotations
 
 import hashlib
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,8 +30,6 @@ import numpy as np
 
 from iclx import registry
 from iclx.artifacts import config_key
-
-log = logging.getLogger("iclx")
 
 
 class Embedder(ABC):
