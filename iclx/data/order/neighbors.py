@@ -5,8 +5,7 @@ documents the search is exact (a flat index: N^2 d work, seconds at 50k); above 
 index from a FAISS factory string answers instead. The default ``IVF{nlist},Flat`` (``{nlist}``
 becomes about 4 sqrt(N) lists) gives the same neighbours on every run, unlike HNSW, whose
 multi-threaded build is not deterministic; ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade recall
-for time. Every document is a query here, so IVF queries go in the order of their nearest list:
-consecutive queries scan the same lists while they are still in cache (about 2x faster).
+for time. Every document is also a query, which the IVF search exploits (``_ivf_all_pairs``).
 """
 
 from __future__ import annotations
@@ -75,51 +74,16 @@ def ivf_lists(n: int) -> int:
 
 def build_index(embeddings: np.ndarray, spec: IndexSpec, *, key: str = "index") -> Any:
     """A FAISS inner-product index holding ``embeddings`` (exact or approximate, per ``spec``)."""
-    import faiss
-
-    n, dim = embeddings.shape
-    if spec.is_exact(n):
-        index = faiss.IndexFlatIP(dim)
-    else:
-        factory = spec.factory.replace("{nlist}", str(ivf_lists(n)))
-        try:
-            index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as e:
-            reason = str(e).strip().splitlines()[0].split(": ")[-1] if str(e).strip() else "rejected"
-            raise ConfigError(f"{key}.factory: FAISS cannot build '{factory}' ({reason})") from e
-        ivf = _ivf_of(index)
-        if ivf is not None:
-            ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
-            ivf.nprobe = spec.nprobe
-        if not index.is_trained:
-            index.train(embeddings)
-        if hasattr(index, "hnsw"):
-            index.hnsw.efSearch = spec.ef_search
+    index = _trained_index(embeddings, spec, key)
     index.add(embeddings)
     return index
 
 
 def search(index: Any, queries: np.ndarray, k: int, *, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (similarities, ids) of every query row, in batches, with an optional progress bar.
-
-    With an IVF index the queries are visited grouped by their nearest list (see the module doc);
-    results come back in the order of ``queries`` all the same.
-    """
-    from tqdm.auto import tqdm
-
-    n = len(queries)
-    sims = np.empty((n, k), dtype=np.float32)
-    ids = np.empty((n, k), dtype=np.int64)
-    ivf = _ivf_of(index)
-    if ivf is not None and ivf.d == queries.shape[1] and n > SEARCH_BATCH:  # not behind a PCA etc.
-        _, nearest_list = ivf.quantizer.search(queries, 1)
-        visit = np.argsort(nearest_list[:, 0], kind="stable")
-    else:
-        visit = np.arange(n)
-    starts = range(0, n, SEARCH_BATCH)
-    bar = tqdm(starts, desc=progress, unit="batch", disable=progress is None or n <= SEARCH_BATCH)
-    for start in bar:
-        rows = visit[start : start + SEARCH_BATCH]
+    """Top-``k`` (similarities, ids) of every query row, in batches, with an optional progress bar."""
+    sims = np.empty((len(queries), k), dtype=np.float32)
+    ids = np.empty((len(queries), k), dtype=np.int64)
+    for rows in _batches(np.arange(len(queries)), progress):
         sims[rows], ids[rows] = index.search(queries[rows], k)
     return sims, ids
 
@@ -137,9 +101,72 @@ def knn_graph(
     k = min(k, n - 1)
     if k <= 0:
         return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64)
-    index = build_index(embeddings, spec, key=key)
-    sims, ids = search(index, embeddings, k + 1, progress=progress)
+    index = _trained_index(embeddings, spec, key)
+    if _is_plain_ivf(index):
+        sims, ids = _ivf_all_pairs(index, embeddings, k + 1, progress)
+    else:
+        index.add(embeddings)
+        sims, ids = search(index, embeddings, k + 1, progress=progress)
     return _drop_self(sims, ids)
+
+
+def _trained_index(embeddings: np.ndarray, spec: IndexSpec, key: str) -> Any:
+    """The empty index ``spec`` asks for at this size, trained on ``embeddings`` if it needs it."""
+    import faiss
+
+    n, dim = embeddings.shape
+    if spec.is_exact(n):
+        return faiss.IndexFlatIP(dim)
+    factory = spec.factory.replace("{nlist}", str(ivf_lists(n)))
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        reason = str(e).strip().splitlines()[0].split(": ")[-1] if str(e).strip() else "rejected"
+        raise ConfigError(f"{key}.factory: FAISS cannot build '{factory}' ({reason})") from e
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
+        ivf.nprobe = spec.nprobe
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = spec.ef_search
+    if not index.is_trained:
+        index.train(embeddings)
+    return index
+
+
+def _is_plain_ivf(index: Any) -> bool:
+    """An IVF index that sees the vectors as they are (no PCA or other transform in front)."""
+    import faiss
+
+    return isinstance(index, faiss.IndexIVF)
+
+
+def _ivf_all_pairs(ivf: Any, x: np.ndarray, k: int, progress: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of ``x`` searched among all of ``x`` in an empty trained IVF index.
+
+    One coarse assignment (the ``nprobe`` nearest lists of each vector, an N x nlist x d product)
+    serves adding, ordering and probing, where ``add`` and ``search`` would each compute it again;
+    and queries go in the order of their nearest list, so consecutive queries scan the same lists
+    while those are still in cache (about 2x faster).
+    """
+    from faiss.contrib.ivf_tools import add_preassigned, search_preassigned
+
+    coarse_sims, lists = ivf.quantizer.search(x, ivf.nprobe)
+    add_preassigned(ivf, x, np.ascontiguousarray(lists[:, 0]))
+    sims = np.empty((len(x), k), dtype=np.float32)
+    ids = np.empty((len(x), k), dtype=np.int64)
+    for rows in _batches(np.argsort(lists[:, 0], kind="stable"), progress):
+        sims[rows], ids[rows] = search_preassigned(ivf, x[rows], k, lists[rows], coarse_sims[rows])
+    return sims, ids
+
+
+def _batches(rows: np.ndarray, progress: str | None) -> Any:
+    """``rows`` in slices of SEARCH_BATCH, with a progress bar when there are several."""
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(rows), SEARCH_BATCH)
+    bar = tqdm(starts, desc=progress, unit="batch", disable=progress is None or len(starts) <= 1)
+    return (rows[start : start + SEARCH_BATCH] for start in bar)
 
 
 def _drop_self(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,12 +181,3 @@ def _drop_self(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarra
     ids = ids[keep].reshape(n, width - 1)
     sims[ids < 0] = -np.inf
     return sims, ids
-
-
-def _ivf_of(index: Any) -> Any | None:
-    import faiss
-
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:  # not an IVF index
-        return None
