@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--shots", default="4,8")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/iclx"), help="pool embeddings are cached here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", type=Path, default=Path("selection_quality.png"))
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"selection_quality: no SST-2 data at {args.data} (pass --data)")
@@ -107,6 +108,33 @@ def main() -> None:
     print("share of chosen demonstrations whose label equals the query's (SST-2 train -> dev), and the")
     print(f"mean cosine between the {max(shots)} demonstrations of a query under each embedder")
     print(format_table(columns, rows))
+    plot(rows, shots, positive_share, args.plot)
+    print(f"plot: {args.plot}")
+
+
+def plot(rows: list[list], shots: list[int], positive_share: float, path: Path) -> None:
+    """Grouped bars: label agreement per selector and embedder, one bar per k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [name.replace(" (", "\n(") + ("" if embedder == "-" else f"\n{embedder}") for name, embedder, *_ in rows]
+    width = 0.8 / len(shots)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(rows), 4.0))
+    for j, k in enumerate(shots):
+        xs = np.arange(len(rows)) + (j - (len(shots) - 1) / 2) * width
+        ax.bar(xs, [row[2 + j] for row in rows], width, label=f"k={k}")
+    chance = positive_share**2 + (1 - positive_share) ** 2  # two labels drawn independently agree
+    ax.axhline(chance, color="gray", linestyle="--", linewidth=1, label=f"random expectation {chance:.3f}")
+    ax.set_xticks(np.arange(len(rows)), labels, fontsize=8)
+    ax.set_ylim(0.4, max(0.8, max(max(row[2 : 2 + len(shots)]) for row in rows) + 0.03))
+    ax.set_ylabel("demonstrations with the query's label")
+    ax.set_title("SST-2 selection quality (pool: train, queries: dev)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 if __name__ == "__main__":
