@@ -58,6 +58,15 @@ def read_summary(run_dir: Path) -> dict:
 
 
 @pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run iclx in-process (iclx.cli.run_cli) from an empty folder, with its own cache and W&B off."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    return tmp_path
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")

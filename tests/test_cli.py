@@ -21,15 +21,6 @@ from wandb_records import run_contents
 GROUPS = ["data", "data/order", "tokenizer", "model", "optimizer", "selector", "probe", "task", "trainer", "logger", "experiment"]
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    """Run iclx in-process from an empty folder, with its own cache and W&B off."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    return tmp_path
-
-
 def test_help_lists_every_group_and_imports_no_torch(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "iclx", "--help"],
