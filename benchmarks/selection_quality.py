@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--shots", default="4,8")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/iclx"), help="pool embeddings are cached here")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", type=Path, default=Path("selection_quality.png"))
+    parser.add_argument("--plot", type=Path, default=Path("outputs/benchmarks/selection_quality.png"))
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"selection_quality: no SST-2 data at {args.data} (pass --data)")
@@ -133,6 +133,7 @@ def plot(rows: list[list], shots: list[int], positive_share: float, path: Path) 
     ax.set_title("SST-2 selection quality (pool: train, queries: dev)", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
