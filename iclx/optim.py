@@ -155,8 +155,11 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: multiplier(step, total_steps))
 
 
-def lightning_optimizers(model: nn.Module, cfg: Mapping[str, Any], total_steps: int) -> dict[str, Any]:
-    """What a LightningModule's ``configure_optimizers`` returns: optimizer + per-step schedule."""
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg.get("schedule"), total_steps)
+def lightning_optimizers(
+    model: nn.Module, cfg: Mapping[str, Any], total_steps: int, key: str = "optimizer"
+) -> dict[str, Any]:
+    """What a LightningModule's ``configure_optimizers`` returns: optimizer + per-step schedule.
+    ``key`` is where ``cfg`` sits in the run config, for error messages."""
+    optimizer = build_optimizer(model, cfg, key=key)
+    scheduler = build_scheduler(optimizer, cfg.get("schedule"), total_steps, key=f"{key}.schedule")
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

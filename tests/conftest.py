@@ -15,8 +15,11 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 sys.path.insert(0, str(PLUGINS))  # tests/plugins/iclx_test_plugin.py: `plugins=[iclx_test_plugin]`
 
-# Small CPU runs: more threads than cores only adds contention.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Test workloads are tiny: one BLAS/OpenMP thread is faster than two (no fork/join per op) and
+# does not collapse when the machine is busy.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
