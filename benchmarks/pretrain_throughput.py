@@ -2,9 +2,11 @@
 
 Same model (gpt_tiny: 4 layers, d_model 128, context 512), batch (8 windows), optimizer (AdamW
 lr 2e-3, cosine), gradient clipping (1.0) and data (GINC packed by iclx); the two loops alternate
-``--rounds`` times so that load from other processes hits both alike. Prints tokens/s of each,
-their ratio (the bar: >= 0.95), MFU against this machine's measured matmul peak, and tokenizer
-throughput (MB/s) with 1 and 2 encoding threads.
+``--rounds`` times so that load from other processes hits both alike, and speed is taken from the
+median step time (end of one step to end of the next, everything in between included), which a
+burst of load on a shared machine moves less than the mean. Prints tokens/s of each, their ratio
+(the bar: >= 0.95), MFU against this machine's measured matmul peak, and tokenizer throughput
+(MB/s) with 1 and 2 encoding threads.
 
     python benchmarks/pretrain_throughput.py [--steps 40] [--rounds 3] [--precision 32-true]
 """
@@ -20,6 +22,10 @@ import warnings
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Waiting OpenMP threads sleep instead of spinning: on a CPU shared with other jobs, spinning
+# threads steal the cores the working ones need (measured here: 2-thread steps 4-20x slower).
+# Set before torch loads OpenMP; OMP_WAIT_POLICY=active in the environment restores the default.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
@@ -35,11 +41,13 @@ from iclx.registry import build  # noqa: E402
 from iclx.sweep_summary import format_table  # noqa: E402
 from iclx.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
 from iclx.tokenizers.base import encode_documents  # noqa: E402
+from iclx.training import cpu_supports_bf16  # noqa: E402
 
 MODEL = {"name": "gpt", "max_seq_len": 512, "n_layer": 4, "n_head": 4, "d_model": 128}
 OPTIMIZER = {"name": "adamw", "lr": 2e-3, "betas": [0.9, 0.95], "weight_decay": 0.1,
              "schedule": {"name": "cosine", "warmup_steps": 10, "min_lr_ratio": 0.1}}
 SEQ_LEN, BATCH, CLIP = 512, 8, 1.0
+TOKENS = SEQ_LEN * BATCH  # per step
 RESOURCES = Path(__file__).resolve().parents[1] / "iclx" / "resources" / "corpus"
 
 
@@ -58,8 +66,8 @@ def packed_ginc(folder: Path, n_documents: int = 1000) -> tuple[Path, int]:
     return folder, tokenizer.vocab_size
 
 
-def plain_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision: str, seed: int) -> float:
-    """tokens/s of a hand-written loop: windows from the memmap, forward, backward, clip, step."""
+def plain_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision: str, seed: int) -> list[float]:
+    """Step times (s) of a hand-written loop: windows from the memmap, forward, backward, clip, step."""
     from iclx.data.packing import TokenStream
 
     torch.manual_seed(seed)
@@ -69,10 +77,8 @@ def plain_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision
     data = WindowDataset(TokenStream(folder, "train"), SEQ_LEN)
     order = iter(WindowSampler(len(data), seed, total=(steps + warmup) * BATCH))
     autocast = precision.startswith("bf16")
-    start = 0.0
-    for step in range(steps + warmup):
-        if step == warmup:
-            start = time.perf_counter()
+    ends = []
+    for _ in range(steps + warmup):
         batch = torch.stack([data[next(order)] for _ in range(BATCH)])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             logits = model(batch[:, :-1])
@@ -82,31 +88,32 @@ def plain_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
-    return steps * BATCH * SEQ_LEN / (time.perf_counter() - start)
+        ends.append(time.perf_counter())
+    return list(np.diff(ends[warmup - 1 :]))
 
 
 def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision: str, seed: int,
-              out: Path) -> tuple[float, float]:
-    """tokens/s of the pretrain stage's Trainer setup (same callbacks: checkpoints, throughput, history)."""
+              out: Path) -> tuple[list[float], float]:
+    """Step times (s) of the pretrain stage's Trainer setup (same callbacks: checkpoints, throughput,
+    history, progress bar), and the model's FLOPs per token."""
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from iclx.lm import LMTask, LossHistory, WindowDataModule
     from iclx.throughput import ThroughputMonitor
 
-    class Clock(L.Callback):
-        def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            if trainer.global_step == warmup:
-                self.start = time.perf_counter()
+    class StepClock(L.Callback):
+        def __init__(self):
+            self.ends = []
 
-        def on_train_end(self, trainer, module):
-            self.seconds = time.perf_counter() - self.start
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            self.ends.append(time.perf_counter())
 
     torch.manual_seed(seed)
     total = steps + warmup
     task = LMTask(MODEL, vocab_size, OPTIMIZER, total)
     data = WindowDataModule(folder, SEQ_LEN, BATCH, seed, total)
-    clock = Clock()
+    clock = StepClock()
     monitor = ThroughputMonitor(BATCH * SEQ_LEN, task.model.flops_per_token(SEQ_LEN), None)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=total, precision=precision, gradient_clip_val=CLIP,
@@ -117,7 +124,12 @@ def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision:
                                    save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False)],
     )
     trainer.fit(task, datamodule=data)
-    return steps * BATCH * SEQ_LEN / clock.seconds, task.model.flops_per_token(SEQ_LEN)
+    return list(np.diff(clock.ends[warmup - 1 :])), task.model.flops_per_token(SEQ_LEN)
+
+
+def speed(step_times: list[float]) -> float:
+    """tokens/s at the median step time."""
+    return TOKENS / statistics.median(step_times)
 
 
 def tokenizer_speed(workers: int, tokenizer, texts: list[str], repeats: int = 3) -> float:
@@ -138,31 +150,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="32-true", help="Lightning precision: 32-true or bf16-mixed")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {load()}")
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, vocab_size = packed_ginc(Path(tmp))
-        plain, ours = [], []
+        plain, ours = [], []  # step times of every round
         for r in range(args.rounds):
             plain.append(plain_loop(folder, vocab_size, args.steps, args.warmup, args.precision, seed=r))
-            speed, flops_per_token = iclx_loop(folder, vocab_size, args.steps, args.warmup, args.precision, seed=r,
+            times, flops_per_token = iclx_loop(folder, vocab_size, args.steps, args.warmup, args.precision, seed=r,
                                                out=Path(tmp) / f"run{r}")
-            ours.append(speed)
-            print(f"round {r}: plain {plain[-1]:,.0f} tokens/s, iclx {ours[-1]:,.0f} tokens/s, {load()}", flush=True)
+            ours.append(times)
+            print(f"round {r}: plain {speed(plain[-1]):,.0f} tokens/s, iclx {speed(ours[-1]):,.0f} tokens/s "
+                  f"(median step), {load()}", flush=True)
         peak32 = matmul_peak_flops("cpu", torch.float32)
-        peak = peak32 if precision_dtype(args.precision) == torch.float32 else matmul_peak_flops("cpu", precision_dtype(args.precision))
-        peak_bf16 = matmul_peak_flops("cpu", torch.bfloat16)
-    rows = [
-        ["plain PyTorch loop", statistics.median(plain), min(plain), max(plain), statistics.median(plain) * flops_per_token / peak],
-        ["iclx (Lightning)", statistics.median(ours), min(ours), max(ours), statistics.median(ours) * flops_per_token / peak],
-    ]
+        dtype = precision_dtype(args.precision)
+        peak = peak32 if dtype == torch.float32 else matmul_peak_flops("cpu", dtype)
+        peak_bf16 = matmul_peak_flops("cpu", torch.bfloat16, size=512)
+    all_plain, all_ours = [t for r in plain for t in r], [t for r in ours for t in r]
+    rows = [[name, speed(times), len(times) * TOKENS / sum(times), speed(times) * flops_per_token / peak]
+            for name, times in (("plain PyTorch loop", all_plain), ("iclx (Lightning)", all_ours))]
     print(f"\ngpt_tiny ({MODEL['n_layer']} layers, d_model {MODEL['d_model']}), context {SEQ_LEN}, batch {BATCH}, "
-          f"AdamW, precision {args.precision}; {args.rounds} rounds of {args.steps} steps")
-    print(format_table(["loop", "median tokens/s", "min", "max", "MFU"], rows))
-    ratios = [o / p for o, p in zip(ours, plain)]
-    print(f"\nratio iclx / plain: {statistics.median(plain) and statistics.median(ours) / statistics.median(plain):.3f} "
-          f"(median of rounds); per round: {', '.join(f'{x:.3f}' for x in ratios)}")
-    print(f"measured matmul peak ({2048}x{2048}): fp32 {peak32 / 1e9:,.0f} GFLOP/s, bf16 {peak_bf16 / 1e9:,.0f} GFLOP/s; "
+          f"AdamW, precision {args.precision}; {args.rounds} rounds of {args.steps} steps each")
+    print(format_table(["loop", "tokens/s (median step)", "tokens/s (mean)", "MFU"], rows))
+    print(f"\nratio iclx / plain (median step time): {speed(all_ours) / speed(all_plain):.3f}; per round: "
+          + ", ".join(f"{speed(o) / speed(p):.3f}" for o, p in zip(ours, plain)))
+    print(f"measured matmul peak: fp32 {peak32 / 1e9:,.1f} GFLOP/s (2048x2048), bf16 {peak_bf16 / 1e9:,.2f} GFLOP/s "
+          f"(512x512; {'native' if cpu_supports_bf16() else 'no AMX/AVX512-BF16 on this CPU'}); "
           f"{flops_per_token / 1e6:.2f} MFLOP per token")
 
     wiki = (RESOURCES / "wikitext2_sample.txt").read_text() + (RESOURCES / "shakespeare_sample.txt").read_text()

@@ -46,7 +46,7 @@ class LMTask(L.LightningModule):
         self._nonfinite = torch.zeros((), dtype=torch.bool)
         self._checked_step = 0
         self._val_sum = self._val_count = None
-        self._last_val_step = -1  # the step of the latest validation, so the stage need not repeat it
+        self.last_val_step = -1  # the step of the latest validation, so the stage need not repeat it
 
     def loss(self, batch: torch.Tensor) -> torch.Tensor:
         logits = self._forward(batch[:, :-1])
@@ -81,7 +81,7 @@ class LMTask(L.LightningModule):
         total = self.trainer.strategy.reduce(torch.stack([self._val_sum, self._val_count]), reduce_op="sum")
         loss = (total[0] / total[1].clamp(min=1)).float()
         self.log_dict({"val/loss": loss, "val/ppl": loss.exp()}, prog_bar=True, sync_dist=False)
-        self._last_val_step = self.global_step
+        self.last_val_step = self.global_step
 
     def configure_optimizers(self) -> dict[str, Any]:
         return lightning_optimizers(self.model, self.optimizer_cfg, self.total_steps)

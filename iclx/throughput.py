@@ -54,7 +54,17 @@ class ThroughputMonitor(L.Callback):
         self._t0: float | None = None
         self._step0 = 0
         self._paused_at: float | None = None
-        self.last: dict[str, float] = {}  # the latest figures, for the stage's summary
+        self.steps, self.seconds = 0, 0.0  # measured in all (first step and validation excluded)
+
+    def mean(self) -> dict[str, float]:
+        """tokens/s and MFU over every measured step, for the run's summary."""
+        if not self.seconds:
+            return {}
+        tokens_per_s = self.steps * self.tokens_per_step / self.seconds
+        out = {"tokens_per_s": tokens_per_s}
+        if self.peak_flops:
+            out["mfu"] = tokens_per_s * self.flops_per_token / self.peak_flops
+        return out
 
     def _now(self, trainer: Any) -> float:
         if trainer.strategy.root_device.type == "cuda":  # queued kernels would otherwise look free
@@ -69,12 +79,14 @@ class ThroughputMonitor(L.Callback):
         if step == self._step0 or step % trainer.log_every_n_steps:
             return
         now = self._now(trainer)
-        tokens_per_s = (step - self._step0) * self.tokens_per_step / max(now - self._t0, 1e-9)
-        self.last = {"train/tokens_per_s": tokens_per_s, "train/tokens": float(step * self.tokens_per_step),
-                     "train/lr": trainer.optimizers[0].param_groups[0]["lr"]}
+        seconds = max(now - self._t0, 1e-9)
+        self.steps, self.seconds = self.steps + step - self._step0, self.seconds + seconds
+        tokens_per_s = (step - self._step0) * self.tokens_per_step / seconds
+        figures = {"train/tokens_per_s": tokens_per_s, "train/tokens": float(step * self.tokens_per_step),
+                   "train/lr": trainer.optimizers[0].param_groups[0]["lr"]}
         if self.peak_flops:
-            self.last["train/mfu"] = tokens_per_s * self.flops_per_token / self.peak_flops
-        pl_module.log_dict(self.last, on_step=True, on_epoch=False, rank_zero_only=True)
+            figures["train/mfu"] = tokens_per_s * self.flops_per_token / self.peak_flops
+        pl_module.log_dict(figures, on_step=True, on_epoch=False, rank_zero_only=True)
         self._t0, self._step0 = now, step
 
     def on_validation_start(self, trainer: Any, pl_module: Any) -> None:

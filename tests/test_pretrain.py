@@ -29,14 +29,6 @@ TINY = [
 ]
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    return tmp_path
-
-
 def run(tmp: Path, name: str, *overrides: str) -> tuple[int, Path]:
     """``iclx`` with the tiny settings, on the small GINC corpus unless ``overrides`` choose other data."""
     out = tmp / name

@@ -168,6 +168,8 @@ class GincLanguage:
             raise ConfigError(f"GINC example_length must be at least 2 (x and y), got {example_length}")
         rng = np.random.default_rng([self.seed, _EXAMPLES, seed])
         pool = self.concepts(split)
+        if not pool:
+            raise ConfigError(f"GINC has no '{split}' concepts (data.n_ood_concepts=0)")
         concepts = np.full(n, concept) if concept is not None else rng.choice(pool, size=n)
         props = np.full(n, start_property) if start_property is not None else rng.integers(1, self.n_properties, size=n)
         entities = rng.integers(0, self.n_entities, size=n)

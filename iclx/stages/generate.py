@@ -66,11 +66,15 @@ def samples_table(samples: Sequence[Mapping[str, str]], width: int = 100) -> lis
 
 @register("stage", "generate")
 def generate(run: Any) -> dict[str, Any]:
+    from iclx.stages.pack import pack_key
     from iclx.stages.pretrain import trained_model
 
     model, tokenizer = trained_model(run)
     settings = run.cfg.pretrain.samples
     packed = run.state.get("packed_dir")
+    if packed is None and not run.cfg.pretrain.get("checkpoint"):  # this config's packed data, if built
+        key = pack_key(run.cfg)
+        packed = run.store.path("pack", key) if run.store.exists("pack", key) else None
     samples = sample_texts(model, tokenizer, validation_prompts(packed, tokenizer, settings), settings, seed=run.seed)
     run.log_table("generate/samples", ["prompt", "continuation"], [[s["prompt"], s["continuation"]] for s in samples])
     print(format_table(["prompt", "continuation"], samples_table(samples)), flush=True)

@@ -25,7 +25,7 @@ from typing import Any
 from iclx.artifacts import config_key
 from iclx.data.packing import TokenStream, read_meta
 from iclx.errors import ConfigError
-from iclx.models.bundle import build_model, load_model
+from iclx.models.bundle import build_model, load_model, save_model
 from iclx.models.causal_lm import CausalLM
 from iclx.registry import _plain, register
 from iclx.stages.generate import sample_texts, samples_table, validation_prompts
@@ -79,11 +79,11 @@ class Settings:
 
 def _world_size(trainer_cfg: Any) -> int:
     """Processes that train together (devices x nodes): the global batch depends on it."""
-    devices = trainer_cfg.get("devices", 1)
-    if isinstance(devices, int) and devices > 0:
-        per_node = devices
-    elif isinstance(devices, (list, tuple)) or hasattr(devices, "__len__") and not isinstance(devices, str):
+    devices = _plain(trainer_cfg.get("devices", 1))
+    if isinstance(devices, list):
         per_node = len(devices)
+    elif isinstance(devices, int) and devices > 0:
+        per_node = devices
     else:  # "auto" or -1: every visible GPU, else one CPU process
         import torch
 
@@ -103,9 +103,10 @@ def pretrain_key(cfg: Any) -> str:
     return config_key(pack_key(cfg), cfg.model, cfg.optimizer, shape)
 
 
-def _rank() -> int:
-    """This process's rank when Lightning launched it as a DDP worker (0 otherwise)."""
-    return int(os.environ.get("NODE_RANK", 0) or 0) * 1000 + int(os.environ.get("LOCAL_RANK", 0) or 0)
+def _is_ddp_worker() -> bool:
+    """Whether this process is a data-parallel worker other than rank 0 (Lightning, torchrun and
+    SLURM launchers set these), which trains along but leaves the artifact to rank 0."""
+    return any(int(os.environ.get(var, 0) or 0) > 0 for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
 def trained_model(run: Any, checkpoint: str | Path | None = None) -> tuple[CausalLM, Tokenizer]:
@@ -143,9 +144,9 @@ def pretrain(run: Any) -> dict[str, Any]:
     tokenizer = ensure_tokenizer(run)
     packed = ensure_packed(run)
     key = pretrain_key(cfg)
-    if _rank() > 0:  # a DDP worker: rank 0 holds the artifact lock and finishes the artifact
+    if _is_ddp_worker():  # rank 0 holds the artifact's lock and finishes the artifact
         _train(run, run.store.path("pretrain", key).with_name(f"{key}.partial"), settings, tokenizer, packed)
-        return {"rank": _rank()}
+        return {"ddp_worker": 1}
     reused = run.store.exists("pretrain", key) and not run.store.force
     describe = {"pack_key": pack_key(cfg), "model": _plain(cfg.model), "optimizer": _plain(cfg.optimizer),
                 "settings": settings.__dict__}
@@ -179,7 +180,7 @@ def _train(run: Any, folder: Path, settings: Settings, tokenizer: Tokenizer, pac
     resume = settings.resume == "auto" and last.is_file()
     if resume:
         log.info("pretrain: resuming from %s", last)
-    elif _rank() == 0:
+    elif not _is_ddp_worker():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         history.unlink(missing_ok=True)
     task = LMTask(_plain(cfg.model), tokenizer.vocab_size, _plain(cfg.optimizer), settings.max_steps,
@@ -223,22 +224,21 @@ def _train(run: Any, folder: Path, settings: Settings, tokenizer: Tokenizer, pac
         "steps": trainer.global_step, "tokens": trainer.global_step * tokens_per_step,
         "parameters": model.num_parameters(), "train_loss": _last_train_loss(trainer),
         **({"val_loss": final_val, "val_ppl": float(torch.tensor(final_val).exp())} if final_val is not None else {}),
-        **{k.split("/")[1]: v for k, v in throughput.last.items() if k in ("train/tokens_per_s", "train/mfu")},
+        **throughput.mean(),
     }
     meta = read_meta(packed)
     if "unigram_val_loss" in meta:
         results["unigram_val_loss"] = meta["unigram_val_loss"]
-    from iclx.models.bundle import save_model
-
     save_model(folder, model.cpu().eval(), tokenizer, steps=trainer.global_step)
-    samples = sample_texts(model, tokenizer, validation_prompts(packed, tokenizer, cfg.pretrain.samples), cfg.pretrain.samples, seed=settings.seed)
+    prompts = validation_prompts(packed, tokenizer, cfg.pretrain.samples)
+    samples = sample_texts(model, tokenizer, prompts, cfg.pretrain.samples, seed=settings.seed)
     (folder / SAMPLES_FILE).write_text(json.dumps(samples, indent=1) + "\n")
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=1) + "\n")
 
 
 def _final_validation(trainer: Any, task: Any, data: Any) -> float:
     """The validation loss of the final weights (reusing the last validation if it ran at the last step)."""
-    if "val/loss" in trainer.callback_metrics and task._last_val_step == trainer.global_step:
+    if "val/loss" in trainer.callback_metrics and task.last_val_step == trainer.global_step:
         return float(trainer.callback_metrics["val/loss"])
     (result,) = trainer.validate(task, datamodule=data, verbose=False)
     return float(result["val/loss"])
