@@ -92,7 +92,7 @@ def test_shared_split_file_task_never_uses_the_query_as_its_demonstration(in_tmp
     code = run_cli(evaluate_args(
         ginc_bundle, "task=jsonl", f"task.pool={data}", f"task.queries={data}", "task.verbalizer={0: b, 1: c}",
         "task.template.input_format='{input}'", "task.template.output_format=' {output}'", "task.template.separator=' / '",
-        "evaluate.shots=[7]", "+selector={name: random}",
+        "evaluate.shots=[7]", "evaluate.selectors=[random]",
     ))
     assert code == 0
     records = read_predictions(only_run_dir(in_tmp))
@@ -107,7 +107,7 @@ def test_shared_split_file_task_never_uses_the_query_as_its_demonstration(in_tmp
 
 def test_k_larger_than_the_pool_is_one_line(in_tmp, ginc_bundle, capsys):
     code = run_cli(evaluate_args(
-        ginc_bundle, "task=ginc", "task.n_queries=4", "task.pool_per_group=3", "evaluate.shots=[0,4]", "+selector={name: random}",
+        ginc_bundle, "task=ginc", "task.n_queries=4", "task.pool_per_group=3", "evaluate.shots=[0,4]", "evaluate.selectors=[random]",
     ))
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -117,7 +117,52 @@ def test_k_larger_than_the_pool_is_one_line(in_tmp, ginc_bundle, capsys):
 
 
 def test_bad_evaluate_settings_are_named(in_tmp, ginc_bundle, capsys):
-    assert run_cli(evaluate_args(ginc_bundle, "evaluate.normalization=avg", "+selector={name: random}")) == 1
+    assert run_cli(evaluate_args(ginc_bundle, "evaluate.normalization=avg", "evaluate.selectors=[random]")) == 1
     assert "iclx: evaluate.normalization must be one of 'sum', 'mean', got str 'avg'" in capsys.readouterr().err
-    assert run_cli(evaluate_args(ginc_bundle, "evaluate.shots=[2,-1]", "+selector={name: random}")) == 1
+    assert run_cli(evaluate_args(ginc_bundle, "evaluate.shots=[2,-1]", "evaluate.selectors=[random]")) == 1
     assert "iclx: evaluate.shots must be a non-empty list of integers >= 0" in capsys.readouterr().err
+
+
+def compose_config(overrides):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from iclx.cli import conf_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+
+def test_selector_sweep_pretrains_once_and_evaluates_the_swept_selector():
+    from iclx.stages.evaluate import selector_configs
+    from iclx.stages.pretrain import pretrain_key
+
+    keys, quickstart = set(), compose_config([])
+    for seed, selector in ((0, "random"), (1, "knn"), (2, "epr")):
+        cfg = compose_config(["experiment=ginc_selectors", "sweep=selectors", f"seed={seed}", f"selector={selector}"])
+        keys.add(pretrain_key(cfg))
+        assert cfg.seed == seed and cfg.report.curve == "evaluate/accuracy_k"
+        assert list(selector_configs(cfg, cfg.evaluate.selectors)) == [selector]
+    assert len(keys) == 1  # every job of the sweep finds one pre-training artifact
+    assert keys == {pretrain_key(quickstart)}  # ... the quickstart's, when it ran first
+    sweep = compose_config(["experiment=ginc_selectors", "sweep=selectors"]).hydra.sweeper.params
+    assert set(sweep["selector"].split(",")) == {"random", "knn", "mmr", "dpp", "bm25", "epr"}
+
+
+def test_experiments_evaluate_what_they_promise():
+    from iclx.stages.evaluate import selector_configs, task_variants
+
+    quickstart = compose_config([])
+    assert quickstart.stages[-1] == "evaluate" and quickstart.task.name == "ginc" and quickstart.data.name == "ginc"
+    assert list(selector_configs(quickstart, quickstart.evaluate.selectors)) == ["random", "knn"]
+    ginc_icl = compose_config(["experiment=ginc_icl"])
+    variants = task_variants(ginc_icl, ginc_icl.evaluate.variants)
+    assert {(v.split, v.example_length) for v in variants.values()} == {("id", 3), ("id", 5), ("id", 8), ("ood", 5)}
+    selectors = compose_config(["experiment=ginc_selectors"])
+    assert selectors.task.pool == "mixed" and 8 in selectors.evaluate.shots
+    assert list(selector_configs(selectors, selectors.evaluate.selectors)) == ["random", "knn", "mmr", "dpp", "bm25", "epr"]
+    assert selector_configs(selectors, selectors.evaluate.selectors)["knn"]["embedder"] == {"name": "hashing"}

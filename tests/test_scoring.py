@@ -151,3 +151,47 @@ def test_epr_scorer_is_the_log_likelihood_of_the_output_after_one_demonstration(
         context = [tok.eos_id] + tok.encode(template.demonstration(e) + template.query(query))
         expected = score_labels_naive(gpt, [context], [tok.encode(template.continuation(query.output))])[0, 0]
         assert score == pytest.approx(expected, abs=2e-5)
+
+
+class SuccessorLM(torch.nn.Module):
+    """A causal LM that deterministically continues with ``successor[last token]``."""
+
+    def __init__(self, successor):
+        super().__init__()
+        self.successor = torch.tensor(successor)
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # gives the model a device
+        self.max_seq_len = 32
+
+    def forward(self, ids):
+        return torch.nn.functional.one_hot(self.successor[ids], len(self.successor)).float() * 10
+
+
+class WordTokenizer:
+    eos_id = 0
+
+    def __init__(self, words):
+        self.words = words
+
+    def encode(self, text):
+        return [self.words.index(w) for w in text.split()]
+
+    def decode(self, ids):
+        return " ".join(self.words[i] for i in ids)
+
+
+def test_open_ended_answers_are_greedy_and_cut_at_the_separator():
+    words = ["<eos>", ";", "a", "b", "c", "d"]
+    # a -> b -> c -> ; -> a ...; d -> <eos>
+    successor = [1, 2, 3, 4, 1, 0]
+    model, tok = SuccessorLM(successor), WordTokenizer(words)
+    queries = [Example(id="q0", input="a", output="B C"), Example(id="q1", input="b", output="c d"),
+               Example(id="q2", input="c", output="")]
+    task = Task("qa", [Example(id="p", input="d", output="d")], queries, None, Template(separator=" ; "))
+    evaluator = ICLEvaluator(model, tok, task, ScoringSettings(max_new_tokens=6), max_tokens=32)
+    results = evaluator.evaluate([[0], [0], [0]], k=0)
+    # "a" continues "b c ; a b c": the answer is what precedes the next separator
+    assert [(r.prediction, r.gold, r.correct) for r in results] == [("B C", "B C", True), ("c", "c d", False), ("", "", True)]
+    assert all(r.scores == {} for r in results)
+    with_demo = evaluator.evaluate([[0], [0], [0]], k=1)  # "d d ; a": the demonstration ends in ";"
+    assert [r.demonstrations for r in with_demo] == [["p"], ["p"], ["p"]]
+    assert with_demo[0].correct

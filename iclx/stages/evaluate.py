@@ -21,10 +21,12 @@ just trained, the pre-training artifact of this config, or a Hugging Face model
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +50,20 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 @register("stage", "evaluate")
 def evaluate(run: Any) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     cfg = run.cfg
     section = _plain(cfg.get("evaluate") or {})
     shots = parse_shots(section.get("shots", [0, 1, 2, 4, 8]))
     settings = scoring_settings(section)
     model, tokenizer, model_key = language_model(run)
-    device = pick_device(str(section.get("device", "auto")))
-    model.to(device).eval()
+    model.to(pick_device(str(section.get("device", "auto")))).eval()
     selectors = selector_configs(cfg, section.get("selectors"))
     variants = task_variants(cfg, section.get("variants"))
-    lines: dict[str, dict[int, dict[str, float]]] = {}
+    lines: dict[str, dict[int, dict[str, float]]] = {}  # line -> k -> metrics
     chance: dict[str, float] = {}
-    predictions_tmp = run.out_dir / f".{PREDICTIONS_FILE}.tmp"
-    with open(predictions_tmp, "w") as predictions:
+    with atomic_lines(run.out_dir / PREDICTIONS_FILE) as predictions, \
+            tqdm(total=len(variants) * len(selectors) * len(shots), desc="evaluate", unit="k", disable=None) as bar:
         for variant, task_cfg in variants.items():
             task = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
             task.queries = subsample(task.queries, section.get("num_queries"), seed=0)
@@ -70,7 +73,8 @@ def evaluate(run: Any) -> dict[str, Any]:
                 seed=run.seed,
                 embedder_args={"model": model, "tokenizer": tokenizer, "model_key": model_key},
                 scorer=DemonstrationLikelihood(evaluator),
-                scorer_key=model_key,
+                # what S(e) depends on: the weights, and how a demonstration and the query are written
+                scorer_key=config_key(model_key, dataclasses.asdict(task.template), settings.prompt_start),
             )
             log.info(
                 "evaluate %s: %d queries, pool %d, %s, shots %s, selectors %s",
@@ -83,17 +87,26 @@ def evaluate(run: Any) -> dict[str, Any]:
                 ranked = choose_demonstrations(selector_cfg, task, max(shots), context)
                 lines[line] = {}
                 for k in shots:
-                    results = evaluator.evaluate(ranked, k, desc=f"{line} k={k}")
-                    metrics = k_metrics(task, results, [r[:k] for r in ranked])
-                    lines[line][k] = metrics
+                    bar.set_postfix_str(f"{line} k={k}")
+                    results = evaluator.evaluate(ranked, k)
+                    metrics = lines[line][k] = k_metrics(task, results, [r[:k] for r in ranked])
                     run.log_metrics({f"evaluate/{metric_name(line, name, k)}": v for name, v in metrics.items()})
-                    for result in results:
-                        predictions.write(json.dumps(prediction_record(variant, selector_name, k, result)) + "\n")
-                    log.info("%s k=%d: accuracy %.3f", line, k, metrics["accuracy"])
-    os.replace(predictions_tmp, run.out_dir / PREDICTIONS_FILE)
+                    predictions(prediction_record(variant, selector_name, k, r) for r in results)
+                    bar.update()
     report(run, lines, chance)
-    summary = {metric_name(line, name, k): v for line, per_k in lines.items() for k, m in per_k.items() for name, v in m.items()}
-    return summary
+    return {metric_name(line, name, k): v for line, per_k in lines.items() for k, m in per_k.items() for name, v in m.items()}
+
+
+@contextlib.contextmanager
+def atomic_lines(path: Path) -> Iterator[Callable[[Iterable[dict[str, Any]]], None]]:
+    """A JSON-lines writer whose file appears only when the block ends without an error."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            yield lambda records: f.writelines(json.dumps(r) + "\n" for r in records)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -117,6 +130,7 @@ def selector_configs(cfg: Any, names: Any) -> dict[str, dict[str, Any]]:
     """Label -> selector config. ``evaluate.selectors`` lists selector group options by name
     (``[random, knn]``: their ``conf/selector/<name>.yaml``) or full configs (``{name: knn, ...}``);
     null means the ``selector`` group's choice."""
+    names = _plain(names)
     if names is None:
         selector = _plain(cfg.get("selector"))
         if not selector:
@@ -147,7 +161,7 @@ def selector_preset(name: str) -> dict[str, Any]:
 def task_variants(cfg: Any, variants: Any) -> dict[str, Any]:
     """Label -> task config: the ``task`` itself, or it updated by each ``evaluate.variants`` entry
     (``{ood: {split: ood}, len8: {example_length: 8}}``)."""
-    base = cfg.get("task")
+    base, variants = cfg.get("task"), _plain(variants)
     if base is None:
         raise ConfigError("no task: choose one, e.g. task=ginc or task=sst2")
     if not variants:

@@ -39,7 +39,7 @@ def ginc(
     example_length: int = 5,
     n_queries: int = 500,
     pool: Literal["matched", "mixed"] = "matched",
-    pool_per_group: int = 128,
+    pool_per_group: int = 64,
     pool_size: int = 2000,
     seed: int = 0,
 ) -> Task:

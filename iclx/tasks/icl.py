@@ -57,8 +57,11 @@ class QueryResult:
 def choose_demonstrations(selector_cfg: Mapping[str, Any], task: Task, k: int, context: Any, *, key: str = "selector") -> list[list[int]]:
     """Per query, ``k`` pool indices ranked best first by the selector ``selector_cfg``.
 
-    A task with a ``group_key`` gets one selector per group, fitted on that group's pool.
+    A task with a ``group_key`` gets one selector per group, fitted on that group's pool; those
+    pools are small and many, so their fits are not cached (the context has no run).
     """
+    import dataclasses
+
     from iclx.registry import build
 
     if k == 0:
@@ -77,7 +80,14 @@ def choose_demonstrations(selector_cfg: Mapping[str, Any], task: Task, k: int, c
             continue
         check_pool_size(task, pool_ids, [task.queries[q] for q in query_ids], k, group)
         selector = build("selector", selector_cfg, key=key)
-        selector.fit([task.pool[i] for i in pool_ids], context)
+        if group is None:
+            selector.fit([task.pool[i] for i in pool_ids], context)
+        else:
+            try:
+                selector.fit([task.pool[i] for i in pool_ids], context and dataclasses.replace(context, run=None))
+            except ConfigError as e:
+                raise ConfigError(f"{e} (this task fits one selector per {task.group_key}, without the run: "
+                                  "choose a pool shared by all queries, e.g. task.pool=mixed for ginc)") from None
         chosen = selector.select([task.queries[q] for q in query_ids], k)
         for q, ids in zip(query_ids, chosen):
             ranked[q] = [pool_ids[i] for i in ids]
@@ -122,16 +132,15 @@ class ICLEvaluator:
             )
             log.warning("verbalizers tokenize to different lengths (%s)", shown)
 
-    def evaluate(self, ranked: Sequence[Sequence[int]], k: int, desc: str = "") -> list[QueryResult]:
+    def evaluate(self, ranked: Sequence[Sequence[int]], k: int) -> list[QueryResult]:
         """Prompts with the first ``k`` of each query's ranked demonstrations, scored."""
-        from tqdm.auto import tqdm
-
         queries = self.task.queries
         prompts = [self.builder.build(q, self.task.pool, list(r)[:k], reserve=self.reserve) for q, r in zip(queries, ranked)]
         results = []
         if self.task.labels is None:
-            for query, prompt in tqdm(list(zip(queries, prompts)), desc=desc or f"k={k}", leave=False, disable=None):
+            for query, prompt in zip(queries, prompts):
                 answer = self.answer(prompt.ids)
+                # exact match forgives case and spacing: a matching answer is recorded as the gold text
                 prediction = query.output if exact_match(answer, query.output) else answer
                 results.append(self._result(query, prompt, {}, prediction, query.output))
             return results
