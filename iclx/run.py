@@ -40,6 +40,7 @@ class Run:
     seed: int
     choices: dict[str, str] = field(default_factory=dict)  # config group -> option, from Hydra
     multirun: bool = False
+    primary: bool = True  # False in data-parallel workers of rank > 0: they write no summary or logs
     loggers: list[Any] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -111,7 +112,8 @@ class Run:
 
     def write_summary(self, **fields: Any) -> None:
         self.summary.update(fields)
-        write_json_atomic(self.out_dir / "summary.json", self.summary)
+        if self.primary:
+            write_json_atomic(self.out_dir / "summary.json", self.summary)
 
     def close(self) -> None:
         for logger in self.loggers:

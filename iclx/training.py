@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,12 @@ from iclx.registry import _plain, check_arguments
 log = logging.getLogger("iclx")
 
 ICLX_TRAINER_KEYS = ("compile",)
+
+
+def is_distributed_worker() -> bool:
+    """Whether this process is a data-parallel worker other than rank 0 (Lightning, torchrun and
+    SLURM launchers set these variables): it trains along but leaves outputs to rank 0."""
+    return any(int(os.environ.get(var, 0) or 0) > 0 for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,12 +69,20 @@ def build_trainer(
     default_max_steps: int | None = None,
     callbacks: Sequence[Any] = (),
     trainer_cfg: Mapping[str, Any] | None = None,
+    distributed: bool = False,
     **overrides: Any,
 ) -> Any:
-    """A Trainer that logs to the run's loggers (metrics.csv, W&B) and writes under the run folder."""
+    """A Trainer that logs to the run's loggers (metrics.csv, W&B) and writes under the run folder.
+
+    Only a ``distributed`` training (pre-training) uses the group's multi-device strategy."""
     import lightning
 
     kwargs = trainer_arguments(trainer_cfg if trainer_cfg is not None else run.cfg.trainer, default_max_steps)
+    if not distributed and (str(kwargs.get("strategy", "auto")) != "auto" or kwargs.get("devices") not in (1, "1", "auto")):
+        # small trainings (probe, retriever) inside a job: one process; ddp/fsdp serve pre-training
+        log.info("trainer: this training runs on one device (trainer.strategy=%s applies to pre-training)",
+                 kwargs.get("strategy"))
+        kwargs.update(strategy="auto", devices=1, num_nodes=1)
     kwargs.update(overrides)
     kwargs.setdefault("logger", run.loggers or False)
     kwargs.setdefault("default_root_dir", str(run.out_dir))

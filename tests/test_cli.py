@@ -34,20 +34,50 @@ def test_help_lists_every_group_and_imports_no_torch(tmp_path):
     assert not heavy, f"--help imported {sorted(heavy)[:5]}"
 
 
-def test_every_option_of_every_group_composes():
-    options = group_options()
-    assert set(GROUPS) <= set(options), f"missing groups: {set(GROUPS) - set(options)}"
+def _compose_each_option():
+    """(group, option, resolved job config) for every option of every group."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        for group, names in options.items():
+        for group, names in group_options().items():
             if group.startswith("hydra"):
                 continue
             for option in names:
                 cfg = compose("config", overrides=[f"{group}={option}"], return_hydra_config=True)
                 HydraConfig.instance().set_config(cfg)
-                resolved = OmegaConf.to_container(cfg, resolve=True)
-                assert resolved["stages"], f"{group}={option} has no stages"
                 assert cfg.hydra.runtime.choices[group] == option
+                job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+                yield group, option, OmegaConf.to_container(job, resolve=True)
+
+
+def test_every_option_of_every_group_composes():
+    assert set(GROUPS) <= set(group_options()), f"missing groups: {set(GROUPS) - set(group_options())}"
+    composed = list(_compose_each_option())
+    assert all(job["stages"] for _, _, job in composed)
+    assert len(composed) == sum(len(v) for g, v in group_options().items() if not g.startswith("hydra"))
+
+
+def test_every_component_config_matches_its_constructor():
+    """Each group's composed section names a registered component and only parameters it takes,
+    with the right types (constructing needs run-time inputs such as a vocabulary, so this checks
+    the arguments without building)."""
+    from iclx import registry
+    from iclx.data.corpus import NON_SOURCE_KEYS
+
+    sections = {"data": ("data", NON_SOURCE_KEYS), "data/order": ("data/order", ()), "tokenizer": ("tokenizer", ()),
+                "model": ("model", ()), "optimizer": ("optimizer", ("schedule",)), "selector": ("selector", ()),
+                "task": ("task", ("template",)), "probe": ("probe", ())}
+    checked = 0
+    for group, option, job in _compose_each_option():
+        for section, (kind, exclude) in sections.items():
+            node = job
+            for part in section.split("/"):
+                node = node[part]
+            params = {k: v for k, v in node.items() if k not in exclude and k != "name"}
+            target = registry.get(kind, node["name"])
+            runtime = {p: None for p in registry.parameters(kind, node["name"]) if p not in params}
+            registry.check_arguments(f"{kind} '{node['name']}'", target, params, key=section.replace("/", "."), runtime=runtime)
+            checked += 1
+    assert checked > 100
 
 
 def test_wrong_group_option_is_one_line_with_suggestion(in_tmp, capsys):
@@ -109,7 +139,7 @@ def test_wandb_offline_run_has_config_metrics_and_plots(in_tmp, monkeypatch):
     (wandb_run,) = (in_tmp / "run" / "wandb").glob("offline-run-*")
     contents = run_contents(next(wandb_run.glob("run-*.wandb")))
     run = contents["run"]
-    assert run.project == "iclx" and run.run_group == "default" and run.job_type == "echo+plot"
+    assert run.project == "iclx" and run.run_group == "quickstart" and run.job_type == "echo+plot"
     assert "logger=wandb" in run.tags and "trainer=cpu" in run.tags
     assert contents["config"]["seed"] == 0 and contents["config"]["stages"] == ["echo", "plot"]
     assert contents["history"]["echo/value"] == [1] and contents["history"]["plot/y_last"] == [0.25]

@@ -56,9 +56,9 @@ def ensure_packed(run: Any) -> Path:
 
 def _build(run: Any, folder: Path) -> None:
     cfg = run.cfg
-    tokenizer = ensure_tokenizer(run)
     order_cfg = cfg.data.get("order") or {"name": "none"}
-    ordering_method = build("data/order", order_cfg, key="data.order")
+    ordering_method = build("data/order", order_cfg, key="data.order")  # config errors before tokenizing
+    tokenizer = ensure_tokenizer(run)
     docs = corpus(run)
     window_tokens = seq_len(cfg) + 1
     orderings = []
@@ -67,7 +67,9 @@ def _build(run: Any, folder: Path) -> None:
         context = OrderContext(seed=int(cfg.pretrain.seed), token_counts=token_counts, window_tokens=window_tokens, run=run)
         ordering = ordering_method.order(docs.train, context)
         sequence = np.asarray(ordering.sequence)
-        if not ordering_method.allows_repeats and not np.array_equal(np.sort(sequence), np.arange(len(docs.train))):
+        # documents an ordering drops (near-duplicates) count as covered
+        covered = np.concatenate([sequence, np.asarray(ordering.dropped, dtype=np.int64)])
+        if not ordering_method.allows_repeats and not np.array_equal(np.sort(covered), np.arange(len(docs.train))):
             raise DataError(f"data.order '{order_cfg['name']}' did not return a permutation of the {len(docs.train)} documents")
         orderings.append(ordering)
         return sequence

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from iclx.stages.pack import ensure_packed, pack_key, seq_len
 from iclx.stages.tokenize import ensure_tokenizer
 from iclx.sweep_summary import format_table
 from iclx.tokenizers.base import Tokenizer
+from iclx.training import is_distributed_worker
 
 log = logging.getLogger("iclx")
 
@@ -103,12 +103,6 @@ def pretrain_key(cfg: Any) -> str:
     return config_key(pack_key(cfg), cfg.model, cfg.optimizer, shape)
 
 
-def _is_ddp_worker() -> bool:
-    """Whether this process is a data-parallel worker other than rank 0 (Lightning, torchrun and
-    SLURM launchers set these), which trains along but leaves the artifact to rank 0."""
-    return any(int(os.environ.get(var, 0) or 0) > 0 for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
-
-
 def trained_model(run: Any, checkpoint: str | Path | None = None) -> tuple[CausalLM, Tokenizer]:
     """(model in eval mode on the CPU, tokenizer) for the stages after pre-training.
 
@@ -144,7 +138,7 @@ def pretrain(run: Any) -> dict[str, Any]:
     tokenizer = ensure_tokenizer(run)
     packed = ensure_packed(run)
     key = pretrain_key(cfg)
-    if _is_ddp_worker():  # rank 0 holds the artifact's lock and finishes the artifact
+    if is_distributed_worker():  # rank 0 holds the artifact's lock and finishes the artifact
         _train(run, run.store.path("pretrain", key).with_name(f"{key}.partial"), settings, tokenizer, packed)
         return {"ddp_worker": 1}
     reused = run.store.exists("pretrain", key) and not run.store.force
@@ -180,7 +174,7 @@ def _train(run: Any, folder: Path, settings: Settings, tokenizer: Tokenizer, pac
     resume = settings.resume == "auto" and last.is_file()
     if resume:
         log.info("pretrain: resuming from %s", last)
-    elif not _is_ddp_worker():
+    elif not is_distributed_worker():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         history.unlink(missing_ok=True)
     task = LMTask(_plain(cfg.model), tokenizer.vocab_size, _plain(cfg.optimizer), settings.max_steps,
@@ -206,7 +200,7 @@ def _train(run: Any, folder: Path, settings: Settings, tokenizer: Tokenizer, pac
                                          save_top_k=1, enable_version_counter=False))
     val_interval = cfg.trainer.get("val_check_interval") or settings.val_every * settings.accumulate
     trainer = build_trainer(
-        run, default_max_steps=settings.max_steps, callbacks=callbacks,
+        run, default_max_steps=settings.max_steps, callbacks=callbacks, distributed=True,
         val_check_interval=min(val_interval, settings.max_steps * settings.accumulate),
         check_val_every_n_epoch=None, num_sanity_val_steps=0, use_distributed_sampler=False,
         limit_val_batches=(cfg.trainer.get("limit_val_batches") or 1.0) if has_val else 0,
