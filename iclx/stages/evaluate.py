@@ -255,7 +255,12 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for line, per_k in lines.items():
         ks = sorted(per_k)
-        ax.plot(ks, [per_k[k]["accuracy"] for k in ks], marker="o", label=line if line != "all" else None)
+        drawn = ax.plot(ks, [per_k[k]["accuracy"] for k in ks], marker="o", label=line if line != "all" else None)
+        cut = [k for k in ks if per_k[k].get("truncated", 0) > 0]
+        if cut:  # prompts that lost demonstrations to the context length: hollow markers
+            ax.plot(cut, [per_k[k]["accuracy"] for k in cut], "o", markerfacecolor="white", color=drawn[0].get_color())
+    if any(m.get("truncated", 0) > 0 for per_k in lines.values() for m in per_k.values()):
+        ax.plot([], [], "o", markerfacecolor="white", color="gray", label="demonstrations dropped to fit the context")
     levels = sorted({round(c, 6) for c in chance.values() if not np.isnan(c)})
     for level in levels:
         ax.axhline(level, color="gray", linestyle="--", linewidth=1, label=f"chance ({level:.3g})")
