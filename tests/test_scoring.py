@@ -125,6 +125,9 @@ def test_verbalizers_of_different_token_lengths_warn_under_sum(gpt):
         warnings.simplefilter("error")
         ICLEvaluator(gpt, CharTokenizer(), tiny_task(), ScoringSettings(normalization="mean"), max_tokens=64)
         ICLEvaluator(gpt, CharTokenizer(), tiny_task(("ab", "cd")), ScoringSettings(), max_tokens=64)
+    # 'A' (65) and 'g' (103 = 65 + 38) are one id for this tokenizer
+    with pytest.warns(UserWarning, match=r"labels 'A' and 'g' tokenize identically"):
+        ICLEvaluator(gpt, CharTokenizer(), tiny_task(("A", "g")), ScoringSettings(), max_tokens=64)
 
 
 def test_evaluator_scores_equal_naive_scores_of_its_prompts(gpt):

@@ -122,15 +122,23 @@ class ICLEvaluator:
         for label, ids in zip(self.task.labels or [], self.label_ids):
             if not ids:
                 raise ConfigError(f"task: label {label!r} tokenizes to no tokens")
+        seen: dict[tuple[int, ...], str] = {}
+        for label, ids in zip(self.task.labels or [], self.label_ids):
+            other = seen.setdefault(tuple(ids), label)
+            if other != label:  # e.g. both unknown to the tokenizer: they always tie
+                self._warn(f"labels {other!r} and {label!r} tokenize identically ({ids}): the model cannot tell them apart")
         lengths = {label: len(ids) for label, ids in zip(self.task.labels or [], self.label_ids)}
         if len(set(lengths.values())) > 1 and self.settings.normalization == "sum":
             shown = ", ".join(f"{label!r}: {n}" for label, n in list(lengths.items())[:6])
-            warnings.warn(
+            self._warn(
                 f"verbalizers tokenize to different lengths ({shown}); summed log-likelihoods favour "
-                "the shorter ones: consider evaluate.normalization=mean",
-                stacklevel=2,
+                "the shorter ones: consider evaluate.normalization=mean"
             )
-            log.warning("verbalizers tokenize to different lengths (%s)", shown)
+
+    @staticmethod
+    def _warn(message: str) -> None:
+        log.warning(message)  # the run's log
+        warnings.warn(message, stacklevel=3)  # the caller (tests, notebooks)
 
     def evaluate(self, ranked: Sequence[Sequence[int]], k: int) -> list[QueryResult]:
         """Prompts with the first ``k`` of each query's ranked demonstrations, scored."""
