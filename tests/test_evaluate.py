@@ -165,3 +165,14 @@ def test_experiments_evaluate_what_they_promise():
     assert selectors.task.pool == "mixed" and 8 in selectors.evaluate.shots
     assert list(selector_configs(selectors, selectors.evaluate.selectors)) == ["random", "knn", "mmr", "dpp", "bm25", "epr"]
     assert selector_configs(selectors, selectors.evaluate.selectors)["knn"]["embedder"] == {"name": "hashing"}
+
+
+def test_listed_selectors_keep_the_command_lines_overrides():
+    from omegaconf import OmegaConf
+
+    from iclx.stages.evaluate import selector_configs
+
+    cfg = OmegaConf.create({"selector": {"name": "knn", "embedder": {"name": "lm"}, "index": "Flat", "nprobe": 16}})
+    selectors = selector_configs(cfg, ["random", "knn"])
+    assert selectors["knn"]["embedder"] == {"name": "lm"}  # from the composed section, not the preset file
+    assert selectors["random"]["name"] == "random"

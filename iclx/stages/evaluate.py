@@ -128,8 +128,9 @@ def scoring_settings(section: Mapping[str, Any]) -> ScoringSettings:
 
 def selector_configs(cfg: Any, names: Any) -> dict[str, dict[str, Any]]:
     """Label -> selector config. ``evaluate.selectors`` lists selector group options by name
-    (``[random, knn]``: their ``conf/selector/<name>.yaml``) or full configs (``{name: knn, ...}``);
-    null means the ``selector`` group's choice."""
+    (``[random, knn]``: their ``conf/selector/<name>.yaml``, or the composed ``selector`` section
+    when it is that selector) or full configs (``{name: knn, ...}``); null means the ``selector``
+    group's choice."""
     names = _plain(names)
     if names is None:
         selector = _plain(cfg.get("selector"))
@@ -138,9 +139,14 @@ def selector_configs(cfg: Any, names: Any) -> dict[str, dict[str, Any]]:
         return {str(selector["name"]): selector}
     if not isinstance(names, list) or not names:
         raise ConfigError(f"evaluate.selectors must be a non-empty list of selector names or configs, got {names!r}")
+    composed = _plain(cfg.get("selector")) or {}
     out: dict[str, dict[str, Any]] = {}
     for i, item in enumerate(names):
-        selector = selector_preset(item) if isinstance(item, str) else _plain(item)
+        if isinstance(item, str):
+            # the composed selector carries the command line's overrides (selector.embedder.name=...)
+            selector = composed if composed.get("name") == item else selector_preset(item)
+        else:
+            selector = _plain(item)
         if not isinstance(selector, dict) or "name" not in selector:
             raise ConfigError(f"evaluate.selectors[{i}] must be a selector name or a mapping with a name, got {item!r}")
         label = str(selector["name"])
