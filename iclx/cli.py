@@ -128,8 +128,9 @@ def _run_job(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _run_stages(run: Any, hydra_cfg: Any) -> None:
+    from iclx.config_check import check_component_sections
     from iclx.loggers import build_loggers
-    from iclx.run import resolved_config, seed_everything
+    from iclx.run import resolved_config, seed_everything, set_threads
 
     cfg = run.cfg
     registry.load_plugins(list(cfg.get("plugins") or []))
@@ -138,7 +139,9 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         raise IclxError("stages is empty: name at least one stage, e.g. stages=[probe]")
     for stage in stages:
         registry.get("stage", stage)  # unknown names fail before anything runs
+    check_component_sections(cfg)  # so do wrong component names, parameters and types
     seed_everything(run.seed)
+    set_threads(cfg.get("threads"))
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # "could not load AVX512" is not news
     group = cfg.get("sweep_name") if run.multirun else cfg.get("name")
     run.loggers = [] if not run.primary else build_loggers(

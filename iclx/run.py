@@ -21,6 +21,14 @@ from iclx.artifacts import ArtifactStore, write_json_atomic
 log = logging.getLogger("iclx")
 
 
+def set_threads(threads: int | None) -> None:
+    """Torch's CPU thread count for this run (``threads`` in the config; None keeps the default)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (and CUDA when present) for reproducible numbers."""
     import numpy as np
