@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -130,7 +131,12 @@ def test_wandb_offline_run_has_config_metrics_and_plots(in_tmp, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     assert run_cli(["plugins=[iclx_test_plugin]", "stages=[echo,plot]", "logger=wandb", f"hydra.run.dir={in_tmp}/run"]) == 0
     (wandb_run,) = (in_tmp / "run" / "wandb").glob("offline-run-*")
-    contents = run_contents(next(wandb_run.glob("run-*.wandb")))
+    log_file = next(wandb_run.glob("run-*.wandb"))
+    for _ in range(60):  # W&B's service process may still be flushing the log after wandb.finish()
+        contents = run_contents(log_file)
+        if contents["run"] is not None and "plot/y_last" in contents["history"]:
+            break
+        time.sleep(0.5)
     run = contents["run"]
     assert run.project == "iclx" and run.run_group == "quickstart" and run.job_type == "echo+plot"
     assert "logger=wandb" in run.tags and "trainer=cpu" in run.tags

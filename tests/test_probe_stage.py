@@ -103,7 +103,7 @@ def test_every_probe_and_model_option_composes_and_builds():
 
 
 class ToyLanguageModel(torch.nn.Module):
-    def __init__(self, vocab_size: int = 10):
+    def __init__(self, vocab_size: int = 10, **unused_lsa_keys):  # takes the icl_gd preset's model keys
         super().__init__()
 
 
