@@ -13,7 +13,7 @@ from iclx import registry
 
 # config section -> (registry kind, keys of the section that are not constructor arguments)
 COMPONENT_SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "data": ("data", ("order", "curate", "validation")),
+    "data": ("data", ("order", "validation")),
     "data.order": ("data/order", ()),
     "tokenizer": ("tokenizer", ()),
     "model": ("model", ()),

@@ -2,8 +2,8 @@
 
 A source is a registered :class:`CorpusSource` (``text_files``, ``bundled``, ``hf``, ``ginc``);
 ``cfg.data`` names it plus its parameters, and holds a few keys that are not the source's:
-the ``order`` sub-group (applied when packing), ``curate`` (reserved for the curation filter
-chain) and ``validation`` (``{fraction, seed}``: which documents are held out).
+the ``order`` sub-group (applied when packing) and ``validation`` (``{fraction, seed}``: which
+documents are held out).
 
 The split is by whole documents and seeded by ``data.validation.seed``, not by the run's seed,
 so a seed sweep trains and validates on the same documents.
