@@ -214,11 +214,16 @@ def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tupl
         names = sorted({m for j in jobs for m in j["metrics"] if m.startswith(report["curve"])}, key=_natural)
     if not names:
         names = sorted({m for j in jobs for m in j["metrics"] if not m.endswith("seconds")})[:6]
+    # The table shows what tells jobs apart; overrides every job shares are listed once below it
+    shared = set.intersection(*(set(j["overrides"]) for j in jobs)) if len(jobs) > 1 else set()
     rows = [
-        [j["job"], j["status"], " ".join(j["overrides"]), *(j["metrics"].get(m, "") for m in names)]
+        [j["job"], j["status"], " ".join(o for o in j["overrides"] if o not in shared),
+         *(j["metrics"].get(m, "") for m in names)]
         for j in jobs
     ]
     table = format_table(["job", "status", "overrides", *names], rows)
+    if shared:
+        table += "\nevery job: " + " ".join(o for o in jobs[0]["overrides"] if o in shared)
     swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
     by = list(report.get("by") or [k for k in swept if k not in SEED_KEYS])
     groups = _groups([j for j in jobs if j["status"] == "ok"], by)

@@ -12,7 +12,7 @@ import torch
 from iclx.cli import run_cli
 from iclx.registry import build
 
-from conftest import only_run_dir, read_summary
+from conftest import compose_config, only_run_dir, read_summary
 
 
 @pytest.fixture(scope="module")
@@ -121,20 +121,6 @@ def test_bad_evaluate_settings_are_named(in_tmp, ginc_bundle, capsys):
     assert "iclx: evaluate.normalization must be one of 'sum', 'mean', got str 'avg'" in capsys.readouterr().err
     assert run_cli(evaluate_args(ginc_bundle, "evaluate.shots=[2,-1]", "evaluate.selectors=[random]")) == 1
     assert "iclx: evaluate.shots must be a non-empty list of integers >= 0" in capsys.readouterr().err
-
-
-def compose_config(overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from iclx.cli import conf_dir
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
 
 
 def test_selector_sweep_pretrains_once_and_evaluates_the_swept_selector():

@@ -55,3 +55,13 @@ def test_no_plot_when_nothing_succeeded(tmp_path):
 def test_format_table_aligns_columns():
     text = format_table(["a", "bb"], [[1, 0.123456], ["long", 2.0]])
     assert text.splitlines() == ["a     bb    ", "----  ------", "1     0.1235", "long  2     "]
+
+
+def test_table_lists_shared_overrides_once(tmp_path):
+    for num, seed in enumerate([0, 1]):
+        make_job(tmp_path, num, ["experiment=clustered_icl", f"seed={seed}", "pretrain.max_steps=4"],
+                 stages={"probe": {"loss_ratio": 1.0 + seed}})
+    _, _, table = summarize_sweep(tmp_path, {"metric": "probe/loss_ratio"}, "x")
+    lines = table.splitlines()
+    assert [line.split()[:3] for line in lines[2:4]] == [["0", "ok", "seed=0"], ["1", "ok", "seed=1"]]
+    assert "every job: experiment=clustered_icl pretrain.max_steps=4" in lines
