@@ -62,9 +62,8 @@ def test_the_sweep_varies_only_the_ordering_and_the_seed():
     assert max(first.evaluate.shots) * (first.task.example_length + 1) < first.model.max_seq_len
 
 
-def test_a_tiny_orderings_sweep_writes_one_curve_per_ordering(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
+def test_a_tiny_orderings_sweep_writes_one_curve_per_ordering(in_tmp):
+    tmp_path = in_tmp
     tiny = [
         "data.n_documents=800", "data.document_length=15",          # 16-token documents,
         "model.max_seq_len=128",                                      # 8 to a window

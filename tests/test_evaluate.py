@@ -31,14 +31,6 @@ def ginc_bundle(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    return tmp_path
-
-
 def evaluate_args(bundle, *extra):
     return ["stages=[evaluate]", f"pretrain.checkpoint={bundle}", "hydra.run.dir=run", *extra]
 

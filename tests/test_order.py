@@ -233,12 +233,10 @@ def test_bad_index_and_embedder_config_say_which_key():
 # --- through the pack stage: the ordered stream is an artifact -----------------------------------
 
 
-def test_pack_stage_orders_once_and_reuses_the_ordering(tmp_path, monkeypatch):
+def test_pack_stage_orders_once_and_reuses_the_ordering(in_tmp):
     from iclx.cli import run_cli
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
+    tmp_path = in_tmp
     args = ["stages=[pack]", "data.n_documents=400", "data.document_length=63", "data/order=iclm",
             "+data.order.embedder.word_ngrams=[2,2]", "+data.order.embedder.char_ngrams=[0,0]"]
     summaries, logs = [], []

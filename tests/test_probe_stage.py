@@ -20,14 +20,6 @@ SHORT = ["probe.tune_tasks=4096", "probe.eval_tasks=2048", "trainer.enable_progr
 PRESET_TASKS = ["probe.tune_tasks=65536", "probe.eval_tasks=8192"]  # the presets' own counts
 
 
-@pytest.fixture
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ICLX_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    return tmp_path
-
-
 def probe_run(tmp_path, name: str, *overrides: str) -> dict:
     assert run_cli([*SHORT, *overrides, f"hydra.run.dir={tmp_path}/{name}"]) == 0
     summary = read_summary(tmp_path / name)
