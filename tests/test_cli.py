@@ -144,3 +144,15 @@ def test_wandb_offline_run_has_config_metrics_and_plots(in_tmp, monkeypatch):
     assert contents["history"]["echo/value"] == [1] and contents["history"]["plot/y_last"] == [0.25]
     assert contents["history"]["plots/curve/_type"] == ["images/separated"]
     assert list((wandb_run / "files" / "media" / "images" / "plots").glob("curve*.png"))
+
+
+def test_readme_lists_every_option_of_every_group():
+    readme = (conf_dir().parent / "README.md").read_text()
+    table = {line.split("|")[1].strip(" `"): line.split("|")[2] for line in readme.splitlines()
+             if line.startswith("| `")}
+    for group, options in group_options().items():
+        if group.startswith("hydra") or group == "experiment":  # experiments have their own table
+            continue
+        missing = [o for o in options if f"`{o}`" not in table.get(group, "")]
+        assert not missing, f"README's config-group table lacks {group}: {missing}"
+    assert all(f"experiment={name}" in readme for name in group_options()["experiment"] if name != "quickstart")
