@@ -5,7 +5,8 @@ in its folder; this reads them back, so a job that crashed (no summary, or statu
 gets its row and the others keep theirs. What the plot shows is the ``report`` config section:
 
 - ``report.curve``: a metric prefix such as ``evaluate/accuracy_k``; metrics named ``<prefix><x>``
-  become one curve per job group (x = the number), mean and spread over seeds;
+  become one curve per job group (x = the number), mean and spread over seeds. A list of prefixes
+  (e.g. one per evaluated task variant) draws each group once per prefix, one line style each;
 - ``report.metric``: otherwise, one scalar plotted against the first numeric swept key, or as bars;
 - ``report.by``: the override keys that name a group (default: every swept key but ``seed``).
 """
@@ -108,6 +109,19 @@ def _groups(jobs: list[dict[str, Any]], by: list[str]) -> dict[str, list[dict[st
     return grouped
 
 
+def curve_prefixes(report: dict[str, Any]) -> list[str]:
+    curve = report.get("curve")
+    return [] if not curve else [curve] if isinstance(curve, str) else list(curve)
+
+
+def curve_names(curves: list[str]) -> dict[str, str]:
+    """Each prefix by the path parts that tell it from the others: the task variant of
+    ``evaluate/<variant>/accuracy_k``."""
+    parts = [c.split("/") for c in curves]
+    shared = [i for i in range(min(map(len, parts))) if len({p[i] for p in parts}) == 1]
+    return {c: "/".join(x for i, x in enumerate(p) if i not in shared) or c for c, p in zip(curves, parts)}
+
+
 def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, title: str) -> Path | None:
     """The sweep's one comparison plot (see module doc); None when no job has the metric."""
     import matplotlib
@@ -118,30 +132,37 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
     ok = [j for j in jobs if j["status"] == "ok"]
     swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
     by = list(report.get("by") or [k for k in swept if k not in SEED_KEYS])
-    curve = report.get("curve")
+    curves = curve_prefixes(report)
     metric = report.get("metric") or next(
         (m for j in ok for m, v in sorted(j["metrics"].items()) if isinstance(v, (int, float)) and not m.endswith("seconds")),
         None,
     )
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     drawn = False
-    if curve:
-        pattern = re.compile(re.escape(curve) + r"(\d+(?:\.\d+)?)$")
-        for label, members in sorted(_groups(ok, by).items()):
-            points: dict[float, list[float]] = defaultdict(list)
-            for j in members:
-                for m, v in j["metrics"].items():
-                    match = pattern.match(m)
-                    if match and isinstance(v, (int, float)):
-                        points[float(match.group(1))].append(float(v))
-            if not points:
-                continue
-            xs = sorted(points)
-            stats = [_mean_std(points[x]) for x in xs]
-            ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3, label=label)
-            drawn = True
+    if curves:
+        names = curve_names(curves)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for number, (label, members) in enumerate(sorted(_groups(ok, by).items())):
+            for curve, style in zip(curves, ("-", "--", ":", "-.") * len(curves)):
+                pattern = re.compile(re.escape(curve) + r"(\d+(?:\.\d+)?)$")
+                points: dict[float, list[float]] = defaultdict(list)
+                for j in members:
+                    for m, v in j["metrics"].items():
+                        match = pattern.match(m)
+                        if match and isinstance(v, (int, float)):
+                            points[float(match.group(1))].append(float(v))
+                if not points:
+                    continue
+                xs = sorted(points)
+                stats = [_mean_std(points[x]) for x in xs]
+                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3,
+                            linestyle=style, color=colors[number % len(colors)],
+                            label=f"{label} {names[curve]}" if len(curves) > 1 else label)
+                drawn = True
         # "evaluate/accuracy_k" -> y "evaluate/accuracy", x "k"
-        y_name, _, x_name = curve.rstrip("_=@").rpartition("_")
+        y_name, _, x_name = curves[0].rstrip("_=@").rpartition("_")
+        if len(curves) > 1:
+            y_name = y_name.rpartition("/")[2]
         ax.set_xlabel(x_name or "x")
         ax.set_ylabel(y_name or curve)
         xs_all = [x for line in ax.lines for x in line.get_xdata()]
@@ -210,8 +231,8 @@ def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tupl
     plot_path = plot_sweep(jobs, report, sweep_dir / "summary.png", title)
     headline = report.get("metric")
     names = [headline] if headline else []
-    if report.get("curve"):
-        names = sorted({m for j in jobs for m in j["metrics"] if m.startswith(report["curve"])}, key=_natural)
+    if curve_prefixes(report):
+        names = sorted({m for j in jobs for m in j["metrics"] if m.startswith(tuple(curve_prefixes(report)))}, key=_natural)
     if not names:
         names = sorted({m for j in jobs for m in j["metrics"] if not m.endswith("seconds")})[:6]
     # The table shows what tells jobs apart; overrides every job shares are listed once below it

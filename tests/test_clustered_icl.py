@@ -38,7 +38,8 @@ def test_the_sweep_varies_only_the_ordering_and_the_seed():
     sweep = compose_config(["experiment=clustered_icl", "sweep=orderings"])
     params = sweep.hydra.sweeper.params
     assert params["data/order"].split(",") == list(ORDERINGS) and params["seed"] == "0,1,2"
-    assert sweep.report.curve == "evaluate/accuracy_k" and list(sweep.report.by) == ["data/order"]
+    assert list(sweep.report.curve) == ["evaluate/standard/accuracy_k", "evaluate/eos_separated/accuracy_k"]
+    assert list(sweep.report.by) == ["data/order"]
 
     jobs = {(order, seed): job_config(order, seed) for order, seed in itertools.product(ORDERINGS, range(3))}
     plain = {job: OmegaConf.to_container(cfg.copy(), resolve=False) for job, cfg in jobs.items()}
@@ -77,9 +78,9 @@ def test_a_tiny_orderings_sweep_writes_one_curve_per_ordering(in_tmp):
     assert code == 0
     rows = list(csv.DictReader(open(tmp_path / "sweep" / "summary.csv")))
     assert [(r["data/order"], r["status"]) for r in rows] == [("random", "ok"), ("iclm", "ok")]
-    for row in rows:
-        assert {"evaluate/accuracy_k0", "evaluate/accuracy_k2"} <= set(row)
-        assert 0.0 <= float(row["evaluate/accuracy_k2"]) <= 1.0
+    for row in rows:  # both prompt formats, every k
+        for variant, k in itertools.product(("standard", "eos_separated"), (0, 2)):
+            assert 0.0 <= float(row[f"evaluate/{variant}/accuracy_k{k}"]) <= 1.0
     share = {r["data/order"]: float(r["pack/order/window_concept_share"]) for r in rows}
     assert share["iclm"] > share["random"]
     assert (tmp_path / "sweep" / "summary.png").stat().st_size > 5000

@@ -65,3 +65,26 @@ def test_table_lists_shared_overrides_once(tmp_path):
     lines = table.splitlines()
     assert [line.split()[:3] for line in lines[2:4]] == [["0", "ok", "seed=0"], ["1", "ok", "seed=1"]]
     assert "every job: experiment=clustered_icl pretrain.max_steps=4" in lines
+
+
+def test_a_list_of_curves_draws_each_group_once_per_task_variant(tmp_path):
+    for num, (order, seed) in enumerate([("random", 0), ("random", 1), ("iclm", 0), ("iclm", 1)]):
+        shift = 0.1 if order == "iclm" else 0.0
+        make_job(tmp_path, num, [f"data/order={order}", f"seed={seed}"], stages={"evaluate": {
+            "standard/accuracy_k0": 0.5, "standard/accuracy_k4": 0.7,
+            "eos_separated/accuracy_k0": 0.5, "eos_separated/accuracy_k4": 0.5 + shift}})
+    report = {"curve": ["evaluate/standard/accuracy_k", "evaluate/eos_separated/accuracy_k"], "by": ["data/order"]}
+    _, plot_path, table = summarize_sweep(tmp_path, report, "orderings")
+    assert plot_path is not None and plot_path.stat().st_size > 5000
+    header = table.splitlines()[0].split()
+    assert header[3:] == ["evaluate/eos_separated/accuracy_k0", "evaluate/eos_separated/accuracy_k4",
+                          "evaluate/standard/accuracy_k0", "evaluate/standard/accuracy_k4"]
+    iclm = next(line for line in table.splitlines() if line.startswith("data/order=iclm"))
+    assert iclm.split()[1:] == ["2", "0.5", "+-", "0", "0.6", "+-", "0", "0.5", "+-", "0", "0.7", "+-", "0"]
+
+
+def test_curve_names_keep_the_parts_that_differ():
+    from iclx.sweep_summary import curve_names
+
+    assert curve_names(["evaluate/standard/accuracy_k", "evaluate/eos_separated/accuracy_k"]) == {
+        "evaluate/standard/accuracy_k": "standard", "evaluate/eos_separated/accuracy_k": "eos_separated"}

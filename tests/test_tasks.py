@@ -242,3 +242,16 @@ def test_a_query_longer_than_the_context_keeps_its_end():
     builder = PromptBuilder(Template(), tok, max_tokens=4)
     prompt = builder.build(Example(id="q", input="a b c d e f", output="?"), examples(2), ranked=[0, 1], reserve=1)
     assert prompt.query_truncated and prompt.dropped == 2 and words(tok, prompt.ids) == ["d", "e", "f"]
+
+
+def test_an_eos_separator_makes_each_demonstration_its_own_document():
+    """experiment=clustered_icl's eos_separated prompts: the separator text '<eos>' is the EOS token."""
+    from iclx.registry import build
+
+    tok = build("tokenizer", {"name": "word"})
+    tok.train(["a b / c d", "e f"])
+    builder = PromptBuilder(Template(separator=" <eos> "), tok, max_tokens=100, prefix_ids=[tok.eos_id])
+    pool = [Example(id="0", input="a", output="b"), Example(id="1", input="c", output="d")]
+    prompt = builder.build(Example(id="q", input="e", output="f"), pool, ranked=[0, 1])
+    eos, (a, b, c, d, e) = tok.eos_id, (tok.encode(w)[0] for w in "abcde")
+    assert prompt.ids == [eos, c, d, eos, a, b, eos, e]
