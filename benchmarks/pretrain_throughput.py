@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--precision", default="32-true", help="Lightning precision: 32-true or bf16-mixed")
     args = parser.parse_args()
+    if args.warmup < 1:
+        parser.error("--warmup must be at least 1 (a step time is the gap after the previous step)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {load()}")
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,10 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-
-# Idle OpenMP threads sleep instead of spinning: spinning threads starve the working ones when
-# the CPU is shared (a tiny 2-thread training step went from 16 ms to 285 ms under load).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import time
 import traceback
 from pathlib import Path
@@ -26,7 +22,16 @@ from omegaconf import DictConfig, OmegaConf
 from iclx import registry
 from iclx.errors import IclxError, did_you_mean
 
+# Idle OpenMP threads sleep instead of spinning: spinning threads starve the working ones when
+# the CPU is shared (a tiny 2-thread training step went from 16 ms to 285 ms under load). Set
+# before torch is imported (stages import it lazily).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 log = logging.getLogger("iclx")
+
+# ``${iclx.or:X,fallback}`` in configs: X, or the fallback where X is null (e.g. no experiment chosen)
+if not OmegaConf.has_resolver("iclx.or"):
+    OmegaConf.register_new_resolver("iclx.or", lambda value, fallback: fallback if value is None else value)
 
 # Set to 1 when a job fails; main() exits with it after Hydra returns (a multirun keeps going).
 _exit_code = 0
@@ -161,6 +166,8 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         metrics.setdefault("seconds", round(time.perf_counter() - start, 2))
         run.record(stage, metrics)
         log.info("stage %s: done in %.1fs", stage, metrics["seconds"])
+        if not run.primary and stage == "pretrain":
+            break  # a data-parallel worker's part ends with the training; rank 0 runs the later stages
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from iclx.artifacts import ArtifactStore, write_json_atomic
+from iclx.artifacts import ArtifactStore, atomic_open, write_json_atomic
 
 log = logging.getLogger("iclx")
 
@@ -89,13 +89,10 @@ class Run:
         """A table: written as ``<key>.csv`` in the run folder and sent to W&B as a table."""
         import csv
 
-        path = self.out_dir / f"{key.replace('/', '_')}.csv"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(self.out_dir / f"{key.replace('/', '_')}.csv", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
             writer.writerows(rows)
-        os.replace(tmp, path)
         if self.wandb is not None:
             self.wandb.log_table(key=key, columns=columns, data=[list(r) for r in rows])
 

@@ -25,6 +25,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from iclx.artifacts import atomic_open
+
 log = logging.getLogger("iclx")
 
 SEED_KEYS = ("seed",)
@@ -72,8 +74,7 @@ def write_summary_csv(jobs: list[dict[str, Any]], path: Path) -> list[str]:
     keys = sorted({k for j in jobs for k in override_values(j["overrides"])})
     metric_names = sorted({m for j in jobs for m in j["metrics"]})
     columns = ["job", "status", *keys, *metric_names, "overrides", "error"]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
         for j in jobs:
@@ -83,7 +84,6 @@ def write_summary_csv(jobs: list[dict[str, Any]], path: Path) -> list[str]:
                 + [j["metrics"].get(m, "") for m in metric_names]
                 + [" ".join(j["overrides"]), j["error"]]
             )
-    tmp.replace(path)
     return columns
 
 
@@ -164,7 +164,7 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
         if len(curves) > 1:
             y_name = y_name.rpartition("/")[2]
         ax.set_xlabel(x_name or "x")
-        ax.set_ylabel(y_name or curve)
+        ax.set_ylabel(y_name or curves[0])
         xs_all = [x for line in ax.lines for x in line.get_xdata()]
         if drawn and min(xs_all) >= 0 and max(xs_all) >= 8:  # shots 0, 1, 2, 4, ... read best on log2
             ax.set_xscale("symlog", base=2, linthresh=1)
@@ -231,8 +231,9 @@ def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tupl
     plot_path = plot_sweep(jobs, report, sweep_dir / "summary.png", title)
     headline = report.get("metric")
     names = [headline] if headline else []
-    if curve_prefixes(report):
-        names = sorted({m for j in jobs for m in j["metrics"] if m.startswith(tuple(curve_prefixes(report)))}, key=_natural)
+    curves = tuple(curve_prefixes(report))
+    if curves:
+        names = sorted({m for j in jobs for m in j["metrics"] if m.startswith(curves)}, key=_natural)
     if not names:
         names = sorted({m for j in jobs for m in j["metrics"] if not m.endswith("seconds")})[:6]
     # The table shows what tells jobs apart; overrides every job shares are listed once below it

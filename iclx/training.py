@@ -23,9 +23,9 @@ ICLX_TRAINER_KEYS = ("compile",)
 
 
 def is_distributed_worker() -> bool:
-    """Whether this process is a data-parallel worker other than rank 0 (Lightning, torchrun and
-    SLURM launchers set these variables): it trains along but leaves outputs to rank 0."""
-    return any(int(os.environ.get(var, 0) or 0) > 0 for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
+    """Whether this process is a data-parallel worker other than rank 0 (set by Lightning's and
+    torchrun's launchers, and by SLURM's srun): it trains along but leaves outputs to rank 0."""
+    return any(int(os.environ.get(var, 0) or 0) > 0 for var in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,11 +78,14 @@ def build_trainer(
     import lightning
 
     kwargs = trainer_arguments(trainer_cfg if trainer_cfg is not None else run.cfg.trainer, default_max_steps)
-    if not distributed and (str(kwargs.get("strategy", "auto")) != "auto" or kwargs.get("devices") not in (1, "1", "auto")):
+    if not distributed:
         # small trainings (probe, retriever) inside a job: one process; ddp/fsdp serve pre-training
-        log.info("trainer: this training runs on one device (trainer.strategy=%s applies to pre-training)",
-                 kwargs.get("strategy"))
-        kwargs.update(strategy="auto", devices=1, num_nodes=1)
+        single = {"strategy": "auto", "devices": 1, "num_nodes": 1}
+        changed = {k: kwargs.get(k) for k, v in single.items() if k in kwargs and str(kwargs[k]) != str(v)}
+        if changed:
+            log.info("trainer: this training runs on one device (%s apply to pre-training)",
+                     ", ".join(f"trainer.{k}={v}" for k, v in changed.items()))
+        kwargs.update(single)
     kwargs.update(overrides)
     kwargs.setdefault("logger", run.loggers or False)
     kwargs.setdefault("default_root_dir", str(run.out_dir))

@@ -217,6 +217,9 @@ def test_approximate_index_recalls_the_exact_neighbours():
     _, approx = knn_graph(x, 10, IndexSpec(exact_below=1000, nprobe=8))
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
     assert recall > 0.9
+    # nprobe above the number of lists probes every list (not padding): exact, whatever the layout
+    _, every_list = knn_graph(np.asfortranarray(x), 10, IndexSpec(exact_below=1000, nprobe=10_000))
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, every_list)]) > 0.999
 
 
 def test_bad_index_and_embedder_config_say_which_key():

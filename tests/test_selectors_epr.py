@@ -141,6 +141,8 @@ def test_epr_without_a_scorer_or_with_too_short_shortlists_fails_clearly(tmp_pat
     pool = paired_pool()
     with pytest.raises(ConfigError, match=r"^selector 'epr' learns from a language model's scores and none was given"):
         build("selector", EPR).fit(pool, SelectionContext(run=make_run(tmp_path)))
+    with pytest.raises(ConfigError, match=r"^selector 'epr' trains a retriever, an artifact of the run, and has no run here.*task\.pool=mixed$"):
+        build("selector", EPR).fit(pool, SelectionContext(scorer=PartnerScorer(), scorer_key="s"))
     with pytest.raises(ConfigError, match=r"^selector\.candidates \(6\) must be at least positives \+ hard_negatives \(8\)$"):
         build("selector", EPR | {"candidates": 6})
     context = SelectionContext(run=make_run(tmp_path), scorer=PartnerScorer(), scorer_key="s")

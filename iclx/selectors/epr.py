@@ -152,7 +152,9 @@ class EPRSelector(Selector):
     def _fit(self) -> None:
         ctx = self.context
         if ctx.run is None:
-            raise ConfigError("selector 'epr' trains a retriever and needs the run (SelectionContext.run)")
+            raise ConfigError("selector 'epr' trains a retriever, an artifact of the run, and has no run here: a task "
+                              "that splits its pool into groups (ginc with pool=matched) fits each group without "
+                              "it; use a shared pool, e.g. task.pool=mixed")
         if ctx.scorer is None:
             raise ConfigError("selector 'epr' learns from a language model's scores and none was given: use it in the evaluate stage")
         self.embedder = build_embedder(self.embedder_cfg, key="selector.embedder", **ctx.embedder_args)

@@ -21,12 +21,10 @@ just trained, the pre-training artifact of this config, or a Hugging Face model
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from iclx.artifacts import config_key
+from iclx.artifacts import atomic_open, config_key
 from iclx.errors import ConfigError
 from iclx.registry import _plain, check_arguments, register
 from iclx.selectors.base import SelectionContext
@@ -62,7 +60,7 @@ def evaluate(run: Any) -> dict[str, Any]:
     variants = task_variants(cfg, section.get("variants"))
     lines: dict[str, dict[int, dict[str, float]]] = {}  # line -> k -> metrics
     chance: dict[str, float] = {}
-    with atomic_lines(run.out_dir / PREDICTIONS_FILE) as predictions, \
+    with atomic_open(run.out_dir / PREDICTIONS_FILE) as predictions, \
             tqdm(total=len(variants) * len(selectors) * len(shots), desc="evaluate", unit="k", disable=None) as bar:
         for variant, task_cfg in variants.items():
             task = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
@@ -91,22 +89,10 @@ def evaluate(run: Any) -> dict[str, Any]:
                     results = evaluator.evaluate(ranked, k)
                     metrics = lines[line][k] = k_metrics(task, results, [r[:k] for r in ranked])
                     run.log_metrics({f"evaluate/{metric_name(line, name, k)}": v for name, v in metrics.items()})
-                    predictions(prediction_record(variant, selector_name, k, r) for r in results)
+                    predictions.writelines(json.dumps(prediction_record(variant, selector_name, k, r)) + "\n" for r in results)
                     bar.update()
     report(run, lines, chance)
     return {metric_name(line, name, k): v for line, per_k in lines.items() for k, m in per_k.items() for name, v in m.items()}
-
-
-@contextlib.contextmanager
-def atomic_lines(path: Path) -> Iterator[Callable[[Iterable[dict[str, Any]]], None]]:
-    """A JSON-lines writer whose file appears only when the block ends without an error."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            yield lambda records: f.writelines(json.dumps(r) + "\n" for r in records)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- configuration -----------------------------------------------------------------------------

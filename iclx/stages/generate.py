@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from iclx.data.packing import TokenStream, read_meta
+from iclx.errors import ConfigError
 from iclx.models.causal_lm import CausalLM
 from iclx.registry import _plain, register
 from iclx.sweep_summary import format_table
@@ -73,8 +74,11 @@ def generate(run: Any) -> dict[str, Any]:
     settings = run.cfg.pretrain.samples
     packed = run.state.get("packed_dir")
     if packed is None and not run.cfg.pretrain.get("checkpoint"):  # this config's packed data, if built
-        key = pack_key(run.cfg)
-        packed = run.store.path("pack", key) if run.store.exists("pack", key) else None
+        try:
+            key = pack_key(run.cfg)
+        except ConfigError:  # e.g. model=hf with no context length: nothing of this config was packed
+            key = None
+        packed = run.store.path("pack", key) if key and run.store.exists("pack", key) else None
     samples = sample_texts(model, tokenizer, validation_prompts(packed, tokenizer, settings), settings, seed=run.seed)
     run.log_table("generate/samples", ["prompt", "continuation"], [[s["prompt"], s["continuation"]] for s in samples])
     print(format_table(["prompt", "continuation"], samples_table(samples)), flush=True)

@@ -80,14 +80,9 @@ def choose_demonstrations(selector_cfg: Mapping[str, Any], task: Task, k: int, c
             continue
         check_pool_size(task, pool_ids, [task.queries[q] for q in query_ids], k, group)
         selector = build("selector", selector_cfg, key=key)
-        if group is None:
-            selector.fit([task.pool[i] for i in pool_ids], context)
-        else:
-            try:
-                selector.fit([task.pool[i] for i in pool_ids], context and dataclasses.replace(context, run=None))
-            except ConfigError as e:
-                raise ConfigError(f"{e} (this task fits one selector per {task.group_key}, without the run: "
-                                  "choose a pool shared by all queries, e.g. task.pool=mixed for ginc)") from None
+        # one selector per group: a per-group fit gets no run (nothing run-wide to train or log)
+        group_context = context if group is None or context is None else dataclasses.replace(context, run=None)
+        selector.fit([task.pool[i] for i in pool_ids], group_context)
         chosen = selector.select([task.queries[q] for q in query_ids], k)
         for q, ids in zip(query_ids, chosen):
             ranked[q] = [pool_ids[i] for i in ids]
@@ -119,11 +114,10 @@ class ICLEvaluator:
             self.reserve = settings.max_new_tokens
 
     def _check_labels(self) -> None:
+        seen: dict[tuple[int, ...], str] = {}
         for label, ids in zip(self.task.labels or [], self.label_ids):
             if not ids:
                 raise ConfigError(f"task: label {label!r} tokenizes to no tokens")
-        seen: dict[tuple[int, ...], str] = {}
-        for label, ids in zip(self.task.labels or [], self.label_ids):
             other = seen.setdefault(tuple(ids), label)
             if other != label:  # e.g. both unknown to the tokenizer: they always tie
                 self._warn(f"labels {other!r} and {label!r} tokenize identically ({ids}): the model cannot tell them apart")
@@ -138,7 +132,7 @@ class ICLEvaluator:
     @staticmethod
     def _warn(message: str) -> None:
         log.warning(message)  # the run's log
-        warnings.warn(message, stacklevel=3)  # the caller (tests, notebooks)
+        warnings.warn(message, stacklevel=4)  # _warn <- _check_labels <- __init__ <- the caller
 
     def evaluate(self, ranked: Sequence[Sequence[int]], k: int) -> list[QueryResult]:
         """Prompts with the first ``k`` of each query's ranked demonstrations, scored."""

@@ -104,7 +104,7 @@ def _undirected_by_similarity(
     # a single integer sort by (row, decreasing similarity): 1 - cosine, in [0, 2], on 31 bits is
     # finer than float32 resolves, and one argsort of 20M int64 keys is ~10x faster than lexsort
     descending = np.round((1.0 - np.clip(weight.astype(np.float64), -1.0, 1.0)) * (2**30 - 1)).astype(np.int64)
-    order = np.argsort((src << 32) | descending)
+    order = np.argsort((src << 32) | descending, kind="stable")  # ties: the same order on every CPU
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
     return indptr, dst[order]

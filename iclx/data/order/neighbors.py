@@ -126,7 +126,7 @@ def _trained_index(embeddings: np.ndarray, spec: IndexSpec, key: str) -> Any:
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
-        ivf.nprobe = spec.nprobe
+        ivf.nprobe = min(spec.nprobe, ivf.nlist)  # more lists than exist would probe padding (-1)
     if hasattr(index, "hnsw"):
         index.hnsw.efSearch = spec.ef_search
     if not index.is_trained:
@@ -151,6 +151,7 @@ def _ivf_all_pairs(ivf: Any, x: np.ndarray, k: int, progress: str | None) -> tup
     """
     from faiss.contrib.ivf_tools import add_preassigned, search_preassigned
 
+    x = np.ascontiguousarray(x, dtype=np.float32)
     coarse_sims, lists = ivf.quantizer.search(x, ivf.nprobe)
     add_preassigned(ivf, x, np.ascontiguousarray(lists[:, 0]))
     sims = np.empty((len(x), k), dtype=np.float32)
