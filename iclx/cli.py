@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from iclx import registry
+from iclx import registry, resolvers, sweep_summary  # noqa: F401 -- resolvers registers ${iclx.choice:...}
 from iclx.errors import IclxError, did_you_mean
 
 # Idle OpenMP threads sleep instead of spinning: spinning threads starve the working ones when
@@ -29,9 +29,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 log = logging.getLogger("iclx")
 
-# ``${iclx.or:X,fallback}`` in configs: X, or the fallback where X is null (e.g. no experiment chosen)
-if not OmegaConf.has_resolver("iclx.or"):
-    OmegaConf.register_new_resolver("iclx.or", lambda value, fallback: fallback if value is None else value)
 
 # Set to 1 when a job fails; main() exits with it after Hydra returns (a multirun keeps going).
 _exit_code = 0
@@ -78,6 +75,13 @@ def check_group_overrides(args: list[str], groups: dict[str, list[str]]) -> None
             raise IclxError(
                 f"unknown {key} '{option}'. Known: {', '.join(known)}{did_you_mean(option, known)}"
             )
+
+
+def null_groups_as_deletions(args: list[str], groups: dict[str, list[str]]) -> list[str]:
+    """``group=null`` as ``~group``: the same request (no option), which Hydra 1.3 refuses with a
+    traceback when the group's default is not null (e.g. ``experiment=null``)."""
+    return [f"~{arg.partition('=')[0]}" if arg.endswith("=null") and arg.partition("=")[0] in groups else arg
+            for arg in args]
 
 
 def _run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -185,7 +189,8 @@ def run_cli(argv: list[str]) -> int:
         print(f"iclx: {e}", file=sys.stderr)
         return 2
     saved_argv = sys.argv
-    sys.argv = ["iclx", *argv]
+    sys.argv = ["iclx", *null_groups_as_deletions(argv, group_options())]
+    sweep_summary.outcome = sweep_summary.SweepOutcome()
     try:
         hydra_main()
     except SystemExit as e:  # Hydra exits on its own errors (bad override syntax, missing keys)
@@ -195,7 +200,18 @@ def run_cli(argv: list[str]) -> int:
         from hydra.core.global_hydra import GlobalHydra
 
         GlobalHydra.instance().clear()
+    if sweep_summary.outcome.started:
+        return _sweep_exit_code(sweep_summary.outcome)
     return _exit_code
+
+
+def _sweep_exit_code(outcome: Any) -> int:
+    """A multirun fails when its summary could not be written or any job did not end ok."""
+    if not outcome.summarized:
+        print(f"iclx: the sweep summary failed: {outcome.error or 'the summary callback never ran'}",
+              file=sys.stderr, flush=True)
+        return 1
+    return 1 if outcome.failed_jobs else 0
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ gets its row and the others keep theirs. What the plot shows is the ``report`` c
   become one curve per job group (x = the number), mean and spread over seeds. A list of prefixes
   (e.g. one per evaluated task variant) draws each group once per prefix, one line style each;
 - ``report.metric``: otherwise, one scalar plotted against the first numeric swept key, or as bars;
-- ``report.by``: the override keys that name a group (default: every swept key but ``seed``).
+- ``report.by``: the override keys that name a group (default: every key whose value differs between jobs, but ``seed``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 import math
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,17 @@ def _groups(jobs: list[dict[str, Any]], by: list[str]) -> dict[str, list[dict[st
     return grouped
 
 
+def group_keys(jobs: list[dict[str, Any]], report: dict[str, Any]) -> list[str]:
+    """``report.by``, or every override key whose value differs between jobs, but the seed."""
+    if report.get("by"):
+        return list(report["by"])
+    values: dict[str, set[str]] = defaultdict(set)
+    for j in jobs:
+        for key, value in override_values(j["overrides"]).items():
+            values[key].add(value)
+    return sorted(k for k, v in values.items() if len(v) > 1 and k not in SEED_KEYS)
+
+
 def curve_prefixes(report: dict[str, Any]) -> list[str]:
     curve = report.get("curve")
     return [] if not curve else [curve] if isinstance(curve, str) else list(curve)
@@ -130,8 +142,7 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
     import matplotlib.pyplot as plt
 
     ok = [j for j in jobs if j["status"] == "ok"]
-    swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
-    by = list(report.get("by") or [k for k in swept if k not in SEED_KEYS])
+    by = group_keys(jobs, report)
     curves = curve_prefixes(report)
     metric = report.get("metric") or next(
         (m for j in ok for m, v in sorted(j["metrics"].items()) if isinstance(v, (int, float)) and not m.endswith("seconds")),
@@ -246,8 +257,7 @@ def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tupl
     table = format_table(["job", "status", "overrides", *names], rows)
     if shared:
         table += "\nevery job: " + " ".join(o for o in jobs[0]["overrides"] if o in shared)
-    swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
-    by = list(report.get("by") or [k for k in swept if k not in SEED_KEYS])
+    by = group_keys(jobs, report)
     groups = _groups([j for j in jobs if j["status"] == "ok"], by)
     if any(len(members) > 1 for members in groups.values()):
         table += "\n\nmean +- std over the other swept keys (seeds):\n" + aggregate_table(groups, names)
@@ -270,15 +280,47 @@ def _natural(text: str) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
+@dataclass
+class SweepOutcome:
+    """What the parent process of a multirun learned: set by the callback, read by the entrypoint."""
+
+    started: bool = False
+    summarized: bool = False
+    failed_jobs: int = 0
+    error: str = ""
+
+
+outcome = SweepOutcome()
+
+
 class SweepSummary(Callback):
-    """Hydra callback (``hydra.callbacks.sweep_summary``) run once when a multirun ends."""
+    """Hydra callback (``hydra.callbacks.sweep_summary``) run once when a multirun ends.
+
+    Hydra turns an exception raised by a callback into a warning and exits 0, so every failure here
+    is caught and recorded in ``outcome``; the entrypoint exits non-zero on it with one line. Job
+    statuses come from the job folders, so they reach the exit code under any launcher.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global outcome
+        outcome = SweepOutcome(started=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        outcome.started = True
+        try:
+            self._summarize(config)
+        except Exception as e:  # noqa: BLE001 -- reported by the entrypoint as the sweep's failure
+            outcome.error = f"{type(e).__name__}: {e}"
+
+    @staticmethod
+    def _summarize(config: DictConfig) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
-            return
+            raise FileNotFoundError(f"the sweep folder {sweep_dir} does not exist (no job ran)")
         report = OmegaConf.to_container(config.get("report") or {}, resolve=True)
         title = str(config.get("sweep_name") or config.get("name") or sweep_dir.parent.name)
         csv_path, plot_path, table = summarize_sweep(sweep_dir, report, title)  # type: ignore[arg-type]
         print(f"\n{table}\n", flush=True)
         print(f"iclx: sweep summary {csv_path}" + (f", plot {plot_path}" if plot_path else ""), flush=True)
+        outcome.failed_jobs = sum(j["status"] != "ok" for j in read_jobs(sweep_dir))
+        outcome.summarized = True

@@ -156,3 +156,58 @@ def test_readme_lists_every_option_of_every_group():
         missing = [o for o in options if f"`{o}`" not in table.get(group, "")]
         assert not missing, f"README's config-group table lacks {group}: {missing}"
     assert all(f"experiment={name}" in readme for name in group_options()["experiment"] if name != "quickstart")
+
+
+def test_readme_sweep_runs_as_written(in_tmp, capsys):
+    """The README's first sweep, with no sweep_name or hydra.sweep.dir: the sweep folder is named by
+    the experiment, resolved before any job exists (only size overrides are added)."""
+    code = run_cli(["-m", "experiment=icl_gd", "seed=0,1", "probe.n=5,10", "probe.max_steps=3", "probe.batch_size=8"])
+    assert code == 0, capsys.readouterr().err
+    (sweep_dir,) = (in_tmp / "sweeps" / "icl_gd").iterdir()
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert [(r["seed"], r["probe.n"], r["status"]) for r in rows] == [("0", "5", "ok"), ("0", "10", "ok"), ("1", "5", "ok"), ("1", "10", "ok")]
+    assert all(float(r["probe/loss_ratio"]) > 0 for r in rows)
+    assert (sweep_dir / "summary.png").stat().st_size > 5000
+    assert "iclx: sweep summary" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "folder"),
+    [
+        ([], "sweeps/quickstart"),                      # the default experiment names the sweep
+        (["~experiment"], "sweeps/default"),            # no experiment at all
+        (["sweep_name=mine"], "sweeps/mine"),
+        (["sweep=selectors"], "sweeps/selectors"),      # a sweep preset's own name
+        (["hydra.sweep.dir=elsewhere"], "elsewhere"),
+    ],
+)
+def test_sweep_folder_resolves_for_any_experiment(in_tmp, extra, folder):
+    args = ["-m", "plugins=[iclx_test_plugin]", "stages=[echo]", "seed=0,1", *extra]
+    if "sweep=selectors" in extra:  # the preset sweeps selector x seed: the command line narrows it
+        args.append("selector=random")
+    assert run_cli(args) == 0
+    sweep_dir = in_tmp / folder
+    if folder.startswith("sweeps/"):
+        (sweep_dir,) = sweep_dir.iterdir()
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
+    assert [(r["seed"], r["status"], r["echo/value"]) for r in rows] == [("0", "ok", "1"), ("1", "ok", "3")]
+
+
+@pytest.mark.parametrize(("extra", "folder"), [([], "outputs/quickstart"), (["experiment=null"], "outputs/default"),
+                                               (["experiment=icl_gd"], "outputs/icl_gd")])
+def test_run_folder_is_named_by_the_experiment(in_tmp, extra, folder):
+    assert run_cli(["plugins=[iclx_test_plugin]", "stages=[echo]", *extra]) == 0
+    (run_dir,) = (in_tmp / folder).iterdir()
+    assert read_summary(run_dir)["name"] == folder.split("/")[1]
+
+
+def test_a_failing_sweep_summary_is_a_failed_command(in_tmp, capsys, monkeypatch):
+    import iclx.sweep_summary
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(iclx.sweep_summary, "summarize_sweep", broken)
+    assert run_cli(["-m", "plugins=[iclx_test_plugin]", "stages=[echo]", "seed=0,1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["iclx: the sweep summary failed: OSError: disk full"]
