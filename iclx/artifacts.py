@@ -1,7 +1,8 @@
 """Content-keyed cache of expensive stage outputs (tokenizers, shards, orderings, checkpoints).
 
-An artifact is a folder ``<cache_dir>/<kind>/<key>`` where ``key`` hashes exactly the config
-sections it depends on (and the keys of its inputs). It becomes visible only when complete: it is
+An artifact is a folder ``<cache_dir>/<kind>/<key>`` where ``key`` hashes its material: exactly
+the config it depends on, the keys of its inputs and its builder's code version (what each kind
+depends on is declared in ``iclx.lineage``). It becomes visible only when complete: it is
 built in ``<key>.partial`` under a file lock and renamed into place, so a crashed build never looks
 finished and two jobs of one sweep never build the same artifact at once. A resumable builder
 (pre-training) finds its own half-done ``.partial`` folder again after a crash.
@@ -51,31 +52,33 @@ class ArtifactStore:
         key: str,
         builder: Callable[[Path], None],
         *,
-        describe: Mapping[str, Any] | None = None,
+        material: Mapping[str, Any] | None = None,
         resumable: bool = False,
     ) -> Path:
         """The folder of artifact ``kind/key``, built by ``builder(folder)`` if it is missing.
 
-        ``describe`` (the config sections behind the key) is stored beside it for humans.
+        ``material`` is what ``key`` hashes (see ``iclx.lineage``); it is the manifest's content, and
+        a rebuild logs how it differs from the closest artifact of the same kind already here.
         ``resumable`` keeps a half-built folder from an earlier crash for the builder to continue;
         otherwise a leftover partial folder is discarded first.
         """
         from filelock import FileLock
 
         final = self.path(kind, key)
-        if self._reusable(final):
+        if self.reusable(kind, key):
             log.info("reusing %s artifact %s (%s)", kind, key, final)
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(final) + ".lock"):
-            if self._reusable(final):  # another job built it while we waited for the lock
+            if self.reusable(kind, key):  # another job built it while we waited for the lock
                 log.info("reusing %s artifact %s built by another job (%s)", kind, key, final)
                 return final
             partial = final.with_name(final.name + ".partial")
             if partial.exists() and not resumable:
                 shutil.rmtree(partial)
             partial.mkdir(parents=True, exist_ok=True)
-            log.info("building %s artifact %s", kind, key)
+            material = dict(material or {})
+            log.info("building %s artifact %s (%s)", kind, key, self.rebuild_reason(kind, key, material))
             start = time.perf_counter()
             builder(partial)
             manifest = {
@@ -83,7 +86,7 @@ class ArtifactStore:
                 "key": key,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "build_seconds": round(time.perf_counter() - start, 3),
-                "config": describe or {},
+                "material": material,
             }
             write_json_atomic(partial / MANIFEST, manifest)
             if final.exists():  # force=true: replace the old one only now that the new one is whole
@@ -95,10 +98,54 @@ class ArtifactStore:
             log.info("built %s artifact %s in %.1fs (%s)", kind, key, manifest["build_seconds"], final)
             return final
 
-    def _reusable(self, final: Path) -> bool:
+    def reusable(self, kind: str, key: str) -> bool:
+        final = self.path(kind, key)
         if not (final / MANIFEST).is_file():
             return False
         return not self.force or final in self._rebuilt
+
+    def rebuild_reason(self, kind: str, key: str, material: Mapping[str, Any]) -> str:
+        """Why this artifact is built: what differs from the closest one of its kind in the store."""
+        if self.force and (self.path(kind, key) / MANIFEST).is_file():
+            return "force=true"
+        closest: tuple[int, list[str]] | None = None
+        for manifest_file in sorted((self.root / kind).glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True):
+            try:
+                other = json.loads(manifest_file.read_text()).get("material")
+            except (OSError, ValueError):
+                continue
+            if not isinstance(other, dict):
+                continue
+            changes = material_changes(other, material)
+            if closest is None or len(changes) < closest[0]:
+                closest = (len(changes), changes)
+        if closest is None:
+            return f"no {kind} artifact in the cache yet"
+        return "; ".join(closest[1][:4]) + (f"; {len(closest[1]) - 4} more changes" if len(closest[1]) > 4 else "")
+
+
+def material_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What changed from ``old`` to ``new`` material, in words: ``code version 1 -> 2``,
+    ``config changed: model.d_model``, ``upstream tokenizer changed``."""
+    changes = []
+    if old.get("version") != new.get("version"):
+        changes.append(f"code version {old.get('version')} -> {new.get('version')}")
+    changed = _changed_paths(old.get("config"), new.get("config"), "")
+    if changed:
+        changes.append("config changed: " + ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else ""))
+    for up in sorted(set(old.get("upstream") or {}) | set(new.get("upstream") or {})):
+        if (old.get("upstream") or {}).get(up) != (new.get("upstream") or {}).get(up):
+            changes.append(f"upstream {up} changed")
+    return changes
+
+
+def _changed_paths(old: Any, new: Any, prefix: str) -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += _changed_paths(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if old == new else [prefix or "(all)"]
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from iclx import registry, resolvers, sweep_summary  # noqa: F401 -- resolvers registers ${iclx.choice:...}
+from iclx.config_folder import conf_dir, group_options
 from iclx.errors import IclxError, did_you_mean
 
 # Idle OpenMP threads sleep instead of spinning: spinning threads starve the working ones when
@@ -32,26 +33,6 @@ log = logging.getLogger("iclx")
 
 # Set to 1 when a job fails; main() exits with it after Hydra returns (a multirun keeps going).
 _exit_code = 0
-
-
-def conf_dir() -> Path:
-    """The config folder: ``iclx/conf`` inside an installed wheel, ``conf/`` in a source checkout."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    if (packaged / "config.yaml").is_file():
-        return packaged
-    return here.parent / "conf"
-
-
-def group_options(root: Path | None = None) -> dict[str, list[str]]:
-    """Every config group (``data``, ``data/order``, ...) and its options, read from the folder."""
-    root = root or conf_dir()
-    groups: dict[str, list[str]] = {}
-    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
-        options = sorted(f.stem for f in folder.glob("*.yaml"))
-        if options:
-            groups[folder.relative_to(root).as_posix()] = options
-    return groups
 
 
 def check_group_overrides(args: list[str], groups: dict[str, list[str]]) -> None:

@@ -2,7 +2,8 @@
 
 Stages log through ``run.log_metrics`` / ``run.log_table`` / ``run.save_figure`` whether or not they
 train, so ``metrics.csv`` and W&B see every stage; a stage that trains hands ``run.loggers`` to its
-Lightning Trainer. ``run.state`` passes in-memory results from one stage to the next within a run.
+Lightning Trainer. Stages get what earlier stages produced from ``run.lineage`` (``iclx.lineage``):
+artifacts built or loaded once per run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from iclx.artifacts import ArtifactStore, atomic_open, write_json_atomic
+from iclx.lineage import Lineage
 
 log = logging.getLogger("iclx")
 
@@ -50,12 +52,13 @@ class Run:
     multirun: bool = False
     primary: bool = True  # False in data-parallel workers of rank > 0: they write no summary or logs
     loggers: list[Any] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    lineage: Lineage = field(init=False)
     _step: int = 0
 
     def __post_init__(self) -> None:
         self.plots_dir.mkdir(parents=True, exist_ok=True)
+        self.lineage = Lineage(self.cfg, self.store, run=self)
 
     @property
     def plots_dir(self) -> Path:

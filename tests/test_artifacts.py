@@ -27,7 +27,7 @@ def test_built_once_then_reused(tmp_path, caplog):
         (folder / "data.txt").write_text("hello")
 
     with caplog.at_level("INFO", logger="iclx"):
-        first = store.get_or_build("tokenizer", "k1", builder, describe={"vocab": 10})
+        first = store.get_or_build("tokenizer", "k1", builder, material={"vocab": 10})
         second = ArtifactStore(tmp_path).get_or_build("tokenizer", "k1", builder)
     assert first == second == tmp_path / "tokenizer" / "k1"
     assert len(calls) == 1 and (first / "data.txt").read_text() == "hello"

@@ -31,8 +31,7 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> set[str]:
 
 
 def test_the_sweep_varies_only_the_ordering_and_the_seed():
-    from iclx.stages.pack import pack_key
-    from iclx.stages.pretrain import pretrain_key
+    from iclx.lineage import Lineage
 
     sweep = compose_config(["experiment=clustered_icl", "sweep=orderings"])
     params = sweep.hydra.sweeper.params
@@ -50,8 +49,8 @@ def test_the_sweep_varies_only_the_ordering_and_the_seed():
         changed = {"data.order" if key.startswith("data.order.") else key for key in differing_keys(reference, cfg)}
         assert changed == expected, (order, seed)
     # One pre-training per job; the ordering (and its windows) differs per ordering and seed
-    assert len({pretrain_key(cfg) for cfg in jobs.values()}) == 9
-    assert len({pack_key(cfg) for cfg in jobs.values()}) == 9
+    assert len({Lineage(cfg).key("pretrain") for cfg in jobs.values()}) == 9
+    assert len({Lineage(cfg).key("pack") for cfg in jobs.values()}) == 9
     # ... and every model is asked the same questions: the task's draw does not follow the swept seed
     first = jobs[("random", 0)]
     assert all(cfg.task == first.task and cfg.evaluate == first.evaluate for cfg in jobs.values())

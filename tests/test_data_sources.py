@@ -8,9 +8,12 @@ import logging
 
 import pytest
 
-from iclx.data.corpus import build_source, corpus_key, load_corpus, split_documents
+from omegaconf import OmegaConf
+
+from iclx.data.corpus import build_source, load_corpus, split_documents
 from iclx.data.document import Document
 from iclx.errors import ConfigError, DataError
+from iclx.lineage import Lineage
 
 WIKI = " = First = \n\n First article text .\n\n = = Section = = \n\n more .\n = Second = \n\n Second text .\n"
 
@@ -97,6 +100,10 @@ def test_empty_corpus_and_bad_validation_fraction(tmp_path):
     (tmp_path / "x.txt").write_text("x")
     with pytest.raises(ConfigError, match=r"data.validation.fraction must be in \[0, 1\), got 1.5"):
         load_corpus({"name": "text_files", "paths": str(tmp_path / "x.txt"), "validation": {"fraction": 1.5}})
+
+
+def corpus_key(data_cfg):
+    return Lineage(OmegaConf.create({"data": data_cfg})).key("corpus")
 
 
 def test_corpus_key_follows_file_content_not_the_ordering(tmp_path):

@@ -13,6 +13,7 @@ from iclx.artifacts import ArtifactStore
 from iclx.embedders import build_embedder, embed_cached
 from iclx.embedders.index import VectorIndex
 from iclx.errors import ConfigError
+from iclx.lineage import Lineage
 
 TEXTS = [
     "a charming and funny movie",
@@ -58,7 +59,7 @@ def test_hashing_idf_downweights_words_every_text_has():
 
 
 def test_cached_vectors_are_an_artifact_reused_by_a_second_run(tmp_path, monkeypatch):
-    run = SimpleNamespace(store=ArtifactStore(tmp_path / "cache"))
+    run = SimpleNamespace(lineage=Lineage(cfg=None, store=ArtifactStore(tmp_path / "cache")))
     first = embed_cached(run, {"name": "hashing", "dim": 256}, TEXTS)
     folders = list((tmp_path / "cache" / "embeddings").glob("*/vectors.npy"))
     assert len(folders) == 1
@@ -145,7 +146,7 @@ def test_lm_embedder_means_hidden_states_ignoring_padding(tmp_path):
 
 
 def test_lm_embedder_cache_is_keyed_by_the_model(tmp_path):
-    run = SimpleNamespace(store=ArtifactStore(tmp_path / "cache"))
+    run = SimpleNamespace(lineage=Lineage(cfg=None, store=ArtifactStore(tmp_path / "cache")))
     for key in ("model-a", "model-b", "model-a"):
         embed_cached(run, {"name": "lm"}, ["xy"], model=TinyLM(), tokenizer=LetterTokenizer(), model_key=key)
     assert len(list((tmp_path / "cache" / "embeddings").iterdir())) == 2 * 2  # two artifacts and their locks

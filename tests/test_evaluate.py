@@ -117,12 +117,12 @@ def test_bad_evaluate_settings_are_named(in_tmp, ginc_bundle, capsys):
 
 def test_selector_sweep_pretrains_once_and_evaluates_the_swept_selector():
     from iclx.stages.evaluate import selector_configs
-    from iclx.stages.pretrain import pretrain_key
+    from iclx.lineage import Lineage
 
     keys = set()
     for seed, selector in ((0, "random"), (1, "knn"), (2, "epr")):
         cfg = compose_config(["experiment=ginc_selectors", "sweep=selectors", f"seed={seed}", f"selector={selector}"])
-        keys.add(pretrain_key(cfg))
+        keys.add(Lineage(cfg).key("pretrain"))
         assert cfg.seed == seed and cfg.report.curve == "evaluate/accuracy_k"
         assert list(selector_configs(cfg, cfg.evaluate.selectors)) == [selector]
     assert len(keys) == 1  # every job of the sweep finds one pre-training artifact

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from iclx.artifacts import config_key
 from iclx.config_check import COMPONENT_SECTIONS
 from iclx.data.document import Document
 from iclx.errors import ConfigError, DataError
@@ -48,7 +47,6 @@ class CorpusSource(ABC):
 class Corpus:
     train: list[Document]
     val: list[Document]
-    key: str  # hash of the data config (minus the ordering) and the source's fingerprint
 
 
 def build_source(data_cfg: Mapping[str, Any]) -> CorpusSource:
@@ -66,13 +64,6 @@ def validation_settings(data_cfg: Mapping[str, Any]) -> tuple[float, int]:
     if not isinstance(seed, int):
         raise ConfigError(f"data.validation.seed must be an integer, got {seed!r}")
     return float(fraction), seed
-
-
-def corpus_key(data_cfg: Mapping[str, Any], source: CorpusSource | None = None) -> str:
-    """The identity of the corpus and its split: everything in cfg.data but the ordering."""
-    source = source or build_source(data_cfg)
-    section = {k: v for k, v in _plain(data_cfg).items() if k != "order"}
-    return config_key(section, source.fingerprint())
 
 
 def split_documents(docs: list[Document], fraction: float, seed: int) -> tuple[list[Document], list[Document]]:
@@ -106,11 +97,4 @@ def load_corpus(data_cfg: Mapping[str, Any]) -> Corpus:
         raise DataError(f"data: the corpus is empty: {source.describe()} gave no document with text")
     train, val = split_documents(docs, fraction, seed)
     log.info("corpus: %d documents (%d train, %d validation) from %s", len(docs), len(train), len(val), source.describe())
-    return Corpus(train=train, val=val, key=corpus_key(data_cfg, source))
-
-
-def corpus(run: Any) -> Corpus:
-    """The run's corpus, read once per run and shared by the stages that need the text."""
-    if "corpus" not in run.state:
-        run.state["corpus"] = load_corpus(run.cfg.data)
-    return run.state["corpus"]
+    return Corpus(train=train, val=val)

@@ -26,7 +26,10 @@ from typing import Any
 import numpy as np
 
 from iclx.data.document import Document
+from iclx.data.order.base import OrderContext
 from iclx.errors import DataError
+from iclx.registry import build
+from iclx.tokenizers.base import encode_documents
 
 FORMAT = 1
 META_FILE = "meta.json"
@@ -225,3 +228,38 @@ def unigram_cross_entropy(train: TokenStream, val: TokenStream, vocab_size: int,
     log_probs = np.log((counts + 1) / (counts.sum() + vocab_size))
     val_counts = token_counts(val, vocab_size, max_tokens)
     return float(-(val_counts * log_probs).sum() / max(1, val_counts.sum()))
+
+
+def build_packed_stream(run: Any, folder: Path) -> None:
+    """The ``pack`` artifact: this run's corpus, tokenized, in ``data.order``'s document order.
+    What it builds comes from the artifact's material, so it cannot drift from the key."""
+    config = run.lineage.material("pack")["config"]
+    order_cfg = config["order"] or {"name": "none"}
+    ordering_method = build("data/order", order_cfg, key="data.order")  # config errors before tokenizing
+    tokenizer = run.lineage.get("tokenizer")
+    docs = run.lineage.get("corpus")
+    window_tokens = config["window_tokens"]
+    orderings = []
+
+    def order(token_counts: np.ndarray) -> np.ndarray:
+        context = OrderContext(seed=int(config["seed"]), token_counts=token_counts, window_tokens=window_tokens, run=run)
+        ordering = ordering_method.order(docs.train, context)
+        sequence = np.asarray(ordering.sequence)
+        # documents an ordering drops (near-duplicates) count as covered
+        covered = np.concatenate([sequence, np.asarray(ordering.dropped, dtype=np.int64)])
+        if not ordering_method.allows_repeats and not np.array_equal(np.sort(covered), np.arange(len(docs.train))):
+            raise DataError(f"data.order '{order_cfg['name']}' did not return a permutation of the {len(docs.train)} documents")
+        orderings.append(ordering)
+        return sequence
+
+    workers = int(run.cfg.pretrain.get("tokenize_workers", 1))  # not in the material: it changes no token
+    encode = lambda batch, label: encode_documents(tokenizer, [d.text for d in batch], workers=workers, progress=label)  # noqa: E731
+    meta = pack(folder, docs.train, docs.val, encode, order,
+                vocab_size=tokenizer.vocab_size, eos_id=tokenizer.eos_id, bos_id=tokenizer.bos_id)
+    meta["order"] = {"name": order_cfg["name"], "stats": {k: float(v) for k, v in orderings[0].stats.items()}}
+    meta["chars"] = {"train": sum(len(d.text) for d in docs.train), "val": sum(len(d.text) for d in docs.val)}
+    if "val" in meta["splits"]:
+        meta["unigram_val_loss"] = unigram_cross_entropy(
+            TokenStream(folder, "train", meta), TokenStream(folder, "val", meta), tokenizer.vocab_size
+        )
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from iclx import registry
-from iclx.artifacts import config_key
 
 
 class Embedder(ABC):
@@ -110,17 +109,13 @@ def cached_vectors(run: Any, embedder: Embedder, texts: Sequence[str], *, desc: 
     texts = list(texts)
     if run is None:
         return embedder.embed(texts, desc=desc)
-    cache_key = config_key(embedder.cache_config(), embedder.fingerprint(), texts_digest(texts))
+    material = {"embedder": embedder.cache_config(), "fingerprint": embedder.fingerprint(),
+                "texts": texts_digest(texts), "count": len(texts)}
 
     def build(folder: Any) -> None:
         np.save(folder / "vectors.npy", embedder.embed(texts, desc=desc))
 
-    folder = run.store.get_or_build(
-        "embeddings",
-        cache_key,
-        build,
-        describe={"embedder": embedder.cache_config(), "fingerprint": embedder.fingerprint(), "texts": len(texts)},
-    )
+    folder = run.lineage.folder("embeddings", material, build)
     return np.load(folder / "vectors.npy")
 
 

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from iclx.artifacts import config_key
 from iclx.embedders import build_embedder, cached_vectors
 from iclx.embedders.base import texts_digest
 from iclx.embedders.index import VectorIndex
@@ -171,9 +170,7 @@ class EPRSelector(Selector):
             pool=texts_digest([f"{e.id}\0{candidate_text(e)}" for e in self.pool]),
         )
         if ctx.scorer_key:
-            folder = ctx.run.store.get_or_build(
-                "retriever", config_key(key_parts), lambda f: self._train(f, steps), describe=key_parts
-            )
+            folder = ctx.run.lineage.folder("retriever", key_parts, lambda f: self._train(f, steps))
             self._load(folder)
         else:  # without a name for the LM, a cached retriever could come from another model: train afresh
             log.warning("selector 'epr': no scorer_key, so the trained retriever is not cached")

@@ -13,10 +13,9 @@ score, the prediction, the gold), a table in the log and ``evaluate_results.csv`
 metrics ``accuracy_k<k>`` (``<line>/accuracy_k<k>`` when a run has several lines), which a
 multirun draws as curves with ``report.curve: evaluate/accuracy_k``.
 
-The model is the one pre-training hands on (``iclx.stages.pretrain.trained_model``):
-``pretrain.checkpoint`` (a model folder, ``model.pt`` or ``.ckpt``) when set, the model this run
-just trained, the pre-training artifact of this config, or a Hugging Face model
-(``model=hf model.path=... tokenizer=pretrained``).
+The model is the run's language model (``iclx.lineage.Lineage.language_model``):
+``pretrain.checkpoint`` (a model folder, ``model.pt`` or ``.ckpt``) when set, a Hugging Face model
+(``model=hf model.path=... tokenizer=pretrained``), or the pre-training artifact of this config.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ import dataclasses
 import json
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +52,8 @@ def evaluate(run: Any) -> dict[str, Any]:
     section = _plain(cfg.get("evaluate") or {})
     shots = parse_shots(section.get("shots", [0, 1, 2, 4, 8]))
     settings = scoring_settings(section)
-    model, tokenizer, model_key = language_model(run)
+    lm = run.lineage.language_model()
+    model, tokenizer, model_key = lm.model, lm.tokenizer, lm.key
     model.to(pick_device(str(section.get("device", "auto")))).eval()
     selectors = selector_configs(cfg, section.get("selectors"))
     variants = task_variants(cfg, section.get("variants"))
@@ -144,7 +143,7 @@ def selector_configs(cfg: Any, names: Any) -> dict[str, dict[str, Any]]:
 
 def selector_preset(name: str) -> dict[str, Any]:
     """``conf/selector/<name>.yaml`` as a plain config; ``{name: <name>}`` when there is no preset."""
-    from iclx.cli import conf_dir
+    from iclx.config_folder import conf_dir
 
     path = conf_dir() / "selector" / f"{name}.yaml"
     return _plain(OmegaConf.load(path)) if path.is_file() else {"name": name}
@@ -172,29 +171,6 @@ def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-# --- the model -----------------------------------------------------------------------------------
-
-
-def language_model(run: Any) -> tuple[Any, Any, str]:
-    """(model, tokenizer, key) as the pre-training stage hands it on (``trained_model``); ``key``
-    names the weights, so caches that depend on them (``lm`` embeddings, EPR) never mix models."""
-    from iclx.stages.pretrain import pretrain_key, trained_model
-
-    cfg = run.cfg
-    model, tokenizer = trained_model(run)
-    checkpoint = (cfg.get("pretrain") or {}).get("checkpoint")
-    if checkpoint:
-        path = Path(str(checkpoint)).expanduser().resolve()
-        key = config_key("checkpoint", str(path), path.stat().st_mtime_ns if path.exists() else 0)
-    elif "pretrain_dir" in run.state:
-        key = Path(run.state["pretrain_dir"]).name
-    elif cfg.model.get("name") == "hf" and cfg.model.get("path"):
-        key = config_key("hf", cfg.model)
-    else:
-        key = pretrain_key(cfg)
-    return model, tokenizer, key
 
 
 # --- metrics, outputs ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from iclx.errors import DataError
-from iclx.registry import get
+from iclx.registry import build, get
 
 META_FILE = "iclx_tokenizer.json"
 EOS = "<eos>"
@@ -114,3 +114,10 @@ def _done(future: Any, bar: Any) -> list[np.ndarray]:
     encoded = future.result()
     bar.update(len(encoded))
     return encoded
+
+
+def train_tokenizer(tokenizer_cfg: Any, texts: Iterable[str], folder: Path) -> None:
+    """The ``tokenizer`` artifact: the configured tokenizer trained on ``texts``, saved in ``folder``."""
+    tokenizer = build("tokenizer", tokenizer_cfg, key="tokenizer")  # config errors before reading the corpus
+    tokenizer.train(texts)
+    tokenizer.save(folder)
