@@ -20,8 +20,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from iclx import registry, resolvers, sweep_summary  # noqa: F401 -- resolvers registers ${iclx.choice:...}
-from iclx.config_folder import conf_dir, group_options
-from iclx.errors import IclxError, did_you_mean
+from iclx.config_folder import conf_dir, group_options, user_config_dirs
+from iclx.errors import ConfigError, IclxError, did_you_mean
 
 # Idle OpenMP threads sleep instead of spinning: spinning threads starve the working ones when
 # the CPU is shared (a tiny 2-thread training step went from 16 ms to 285 ms under load). Set
@@ -65,35 +65,66 @@ def null_groups_as_deletions(args: list[str], groups: dict[str, list[str]]) -> l
             for arg in args]
 
 
-def _run_job(cfg: DictConfig) -> dict[str, Any]:
+class JobSummary(dict):
+    """What a job returns to Hydra: its summary, and as a float (``float(summary)``) the objective
+    ``report.metric``, which Optuna's sweeper reads. A job without that metric (failed, or a typo)
+    is not float-castable, which the sweeper records as a failed trial."""
+
+    def __init__(self, summary: dict[str, Any], objective: str | None):
+        super().__init__(summary)
+        self.objective = objective
+
+    def __float__(self) -> float:
+        from iclx.run import final_metrics
+
+        if self.get("status") != "ok":
+            raise ValueError(f"the job {self.get('status')}: {self.get('error', '')}")
+        value = final_metrics(self).get(self.objective) if self.objective else None
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"the job has no metric report.metric={self.objective!r}")
+        return float(value)
+
+    def __reduce__(self) -> Any:  # launchers pickle it back from other processes
+        return (JobSummary, (dict(self), self.objective))
+
+
+def _run_job(cfg: DictConfig) -> JobSummary:
     """Run the stages of one job; return its summary. Errors become one line and a 'failed' status."""
     global _exit_code
-    from iclx.artifacts import ArtifactStore
+    from iclx.artifacts import ArtifactStore, write_json_atomic
     from iclx.run import Run
     from iclx.training import is_distributed_worker
 
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    objective = (cfg.get("report") or {}).get("metric")
     choices = {
         k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None
     }
+    header = dict(name=cfg.get("name"), overrides=list(hydra_cfg.overrides.task), choices=choices, multirun=multirun)
+    try:
+        seed = _integer_key(cfg, "seed")
+    except IclxError as e:  # before a Run exists: the summary and the one line, written here
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "summary.json", {"status": "failed", **header, "error": str(e)})
+        print(f"iclx: {e}", file=sys.stderr, flush=True)
+        _exit_code = 1
+        return JobSummary({"status": "failed", "error": str(e)}, objective)
     run = Run(
         cfg=cfg,
         out_dir=out_dir,
         store=ArtifactStore(cfg.paths.cache_dir, force=bool(cfg.get("force", False))),
-        seed=int(cfg.seed),
+        seed=seed,
         choices=choices,
         multirun=multirun,
         primary=not is_distributed_worker(),
     )
-    run.write_summary(
-        status="running",
-        name=cfg.get("name"),
-        overrides=list(hydra_cfg.overrides.task),
-        choices=choices,
-        started_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
-    )
+    header["config_hash"] = job_config_hash(cfg)
+    done = _finished_job(cfg, hydra_cfg, header["config_hash"]) if multirun and header["config_hash"] else None
+    if done is not None:
+        return JobSummary(_skip_job(run, header, done), objective)
+    run.write_summary(status="running", started_at=time.strftime("%Y-%m-%dT%H:%M:%S"), **header)
     start = time.perf_counter()
     try:
         _run_stages(run, hydra_cfg)
@@ -114,6 +145,72 @@ def _run_job(cfg: DictConfig) -> dict[str, Any]:
         _exit_code = 1
     finally:
         run.close()
+    return JobSummary(run.summary, objective)
+
+
+def _integer_key(cfg: DictConfig, key: str) -> int:
+    value = cfg.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def job_config_hash(cfg: DictConfig) -> str | None:
+    """A hash of the job's resolved config (but the ``sweep`` section): equal hashes, equal jobs.
+    None when the config does not resolve (the stages then say why)."""
+    from iclx.artifacts import config_key
+    from iclx.run import resolved_config
+
+    try:
+        return config_key({k: v for k, v in resolved_config(cfg).items() if k != "sweep"})
+    except Exception:  # noqa: BLE001 -- e.g. an interpolation error, reported by the stage that reads it
+        return None
+
+
+def threads_per_parallel_job(hydra_cfg: Any) -> int | None:
+    """Torch threads for a job that shares the machine with other jobs of its sweep, so that
+    jobs x threads <= cores: joblib's ``n_jobs``, submitit's ``cpus_per_task``. None otherwise."""
+    launcher = hydra_cfg.get("launcher") or {}
+    target = str(launcher.get("_target_", ""))
+    cores = os.cpu_count() or 1
+    threads = None
+    if "joblib" in target:
+        n_jobs = int(launcher.get("n_jobs") or 1)
+        threads = 1 if n_jobs < 0 else max(1, cores // n_jobs)
+    elif "submitit" in target and launcher.get("cpus_per_task"):
+        threads = int(launcher.cpus_per_task)
+    if threads is not None:
+        log.info("threads: %d per job (%s launcher, %d cores)", threads, target.rsplit(".", 1)[-1], cores)
+    return threads
+
+
+def _finished_job(cfg: DictConfig, hydra_cfg: Any, config_hash: str) -> Path | None:
+    """A job folder of this sweep or an earlier run of it (``sweeps/<sweep_name>/*/*``, or a fixed
+    ``hydra.sweep.dir``) that finished ok with this resolved config; None with ``sweep.skip_done=false``."""
+    import json
+
+    if not (cfg.get("sweep") or {}).get("skip_done", True):
+        return None
+    sweep_root = Path(hydra_cfg.sweep.dir)
+    for summary_file in sorted([*sweep_root.glob("*/summary.json"), *sweep_root.parent.glob("*/*/summary.json")]):
+        try:
+            summary = json.loads(summary_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if summary.get("multirun") and summary.get("status") == "ok" and summary.get("config_hash") == config_hash:
+            return summary_file.parent
+    return None
+
+
+def _skip_job(run: Any, header: dict[str, Any], done: Path) -> dict[str, Any]:
+    import json
+
+    if done.resolve() == run.out_dir.resolve():
+        log.info("job already finished ok in %s: skipped (sweep.skip_done=false reruns it)", done)
+        return json.loads((done / "summary.json").read_text())
+    earlier = json.loads((done / "summary.json").read_text())
+    log.info("job already finished ok in %s with the same config: skipped (sweep.skip_done=false reruns it)", done)
+    run.write_summary(**{**earlier, **header, "status": "ok", "skipped": f"done in {done}"})
     return run.summary
 
 
@@ -131,7 +228,7 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         registry.get("stage", stage)  # unknown names fail before anything runs
     check_component_sections(cfg)  # so do wrong component names, parameters and types
     seed_everything(run.seed)
-    set_threads(cfg.get("threads"))
+    set_threads(cfg.get("threads") or threads_per_parallel_job(hydra_cfg))
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # "could not load AVX512" is not news
     group = cfg.get("sweep_name") if run.multirun else cfg.get("name")
     run.loggers = [] if not run.primary else build_loggers(
@@ -165,12 +262,13 @@ def run_cli(argv: list[str]) -> int:
     global _exit_code
     _exit_code = 0
     try:
-        check_group_overrides(argv, group_options())
+        groups = group_options(conf_dir(), *user_config_dirs(argv))
+        check_group_overrides(argv, groups)
     except IclxError as e:
         print(f"iclx: {e}", file=sys.stderr)
         return 2
     saved_argv = sys.argv
-    sys.argv = ["iclx", *null_groups_as_deletions(argv, group_options())]
+    sys.argv = ["iclx", *null_groups_as_deletions(argv, groups)]
     sweep_summary.outcome = sweep_summary.SweepOutcome()
     try:
         hydra_main()
