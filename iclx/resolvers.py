@@ -1,5 +1,7 @@
 """OmegaConf resolvers iclx's configs use; registered once, on import (the entrypoint imports this).
 
+``${iclx.gpus_per_node:ACCELERATOR,DEVICES}`` is what ``launcher=slurm`` asks for, from the trainer.
+
 ``${iclx.choice:GROUP,FALLBACK}`` is the option chosen for a config group (e.g. the experiment), or
 FALLBACK where the group has none. Hydra's own ``${hydra:runtime.choices.GROUP}`` only resolves
 inside a job: a sweeper resolves ``hydra.sweep.dir`` and the multirun callbacks read the config
@@ -29,9 +31,21 @@ def chosen_option(group: str, fallback: Any = None, *, _root_: Any) -> Any:
     return fallback if value is None else value
 
 
+def gpus_per_node(accelerator: str, devices: Any) -> int:
+    """``${iclx.gpus_per_node:${trainer.accelerator},${trainer.devices}}``: the GPUs a Slurm job asks
+    for, from the trainer: none on the CPU, else one per device."""
+    if accelerator == "cpu":
+        return 0
+    if not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"launcher=slurm needs trainer.devices as a number of GPUs, got {devices!r}")
+    return devices
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("iclx.choice"):
         OmegaConf.register_new_resolver("iclx.choice", chosen_option)
+    if not OmegaConf.has_resolver("iclx.gpus_per_node"):
+        OmegaConf.register_new_resolver("iclx.gpus_per_node", gpus_per_node)
 
 
 register()

@@ -27,6 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from iclx.artifacts import atomic_open
+from iclx.optuna_study import is_optuna_sweep, summarize_study
 
 log = logging.getLogger("iclx")
 
@@ -304,6 +305,8 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global outcome
         outcome = SweepOutcome(started=True)
+        # a sweeper may keep state beside the jobs before any job exists (Optuna's study database)
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         outcome.started = True
@@ -320,6 +323,9 @@ class SweepSummary(Callback):
         report = OmegaConf.to_container(config.get("report") or {}, resolve=True)
         title = str(config.get("sweep_name") or config.get("name") or sweep_dir.parent.name)
         csv_path, plot_path, table = summarize_sweep(sweep_dir, report, title)  # type: ignore[arg-type]
+        if is_optuna_sweep(config):  # trials of a persistent study: the objective per trial, best marked
+            _, plot_path, study_lines = summarize_study(config, sweep_dir, read_jobs(sweep_dir), title)
+            table += "\n\n" + study_lines
         print(f"\n{table}\n", flush=True)
         print(f"iclx: sweep summary {csv_path}" + (f", plot {plot_path}" if plot_path else ""), flush=True)
         outcome.failed_jobs = sum(j["status"] != "ok" for j in read_jobs(sweep_dir))

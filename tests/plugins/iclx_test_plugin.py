@@ -41,3 +41,14 @@ class TestOnlySelector:
 
     def __init__(self, k: int, mode: str = "fast", weights: list[float] | None = None):
         self.k, self.mode, self.weights = k, mode, weights
+
+
+@register("stage", "exit_on_seed")
+def exit_on_seed(run):
+    """Kills the whole process (as a kill -9 of a sweep's parent would) on $ICLX_TEST_EXIT_SEED, so
+    tests can interrupt a sweep after some jobs without changing its config."""
+    import os
+
+    if str(run.seed) == os.environ.get("ICLX_TEST_EXIT_SEED"):
+        os._exit(9)
+    return {"passed": 1}
