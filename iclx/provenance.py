@@ -117,10 +117,10 @@ def describe(record: dict[str, Any]) -> str:
     for key in ("python", *LIBRARIES.values()):
         if key in record:
             parts.append(f"{key} {record[key]}")
-    for key in ("cpu", "gpu"):
-        if key in record:
-            count = record.get("cpus" if key == "cpu" else "gpu_count")
-            parts.append(f"{key} {record[key]}" + (f" x{count}" if count else ""))
+    if "cpu" in record:
+        parts.append(f"cpu {record['cpu']}" + (f" ({record['cpus']} cores usable)" if "cpus" in record else ""))
+    if "gpu" in record:
+        parts.append(f"gpu {record['gpu']}" + (f" x{record['gpu_count']}" if "gpu_count" in record else ""))
     if "torch_threads" in record:
         parts.append(f"{record['torch_threads']} torch threads")
     if "hostname" in record:

@@ -60,4 +60,4 @@ def test_describe_is_one_line_with_what_tells_machines_apart():
               "torch": "2.13.0", "hydra": "1.3.8", "cpu": "AMD EPYC", "cpus": 16, "gpu": "NVIDIA H200",
               "gpu_count": 1, "torch_threads": 4, "hostname": "node7"}
     assert describe(record) == ("iclx 0.1.0 (git 1a2b3c4d5e, dirty), python 3.11.7, torch 2.13.0, hydra 1.3.8, "
-                                "cpu AMD EPYC x16, gpu NVIDIA H200 x1, 4 torch threads, host node7")
+                                "cpu AMD EPYC (16 cores usable), gpu NVIDIA H200 x1, 4 torch threads, host node7")
