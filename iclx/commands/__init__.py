@@ -66,8 +66,8 @@ def dispatch(argv: list[str]) -> int | None:
                 return None  # Hydra explains what is wrong with a bare word
             raise UsageError(f"unknown command '{argv[0]}'. Known: {', '.join(names)}{hint}")
         return int(registry.get(KIND, argv[0])(argv[1:]) or 0)
-    except SystemExit as e:  # argparse after --help
-        return e.code if isinstance(e.code, int) else 0
+    except SystemExit as e:  # argparse after --help; a command's own sys.exit
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
     except UsageError as e:
         print(f"iclx: {e}", file=sys.stderr, flush=True)
         return 2
