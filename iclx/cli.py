@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from iclx import registry, resolvers, sweep_summary  # noqa: F401 -- resolvers registers ${iclx.choice:...}
+from iclx import commands, registry, resolvers, sweep_summary  # noqa: F401 -- resolvers registers ${iclx.choice:...}
 from iclx.config_folder import conf_dir, group_options, user_config_dirs
 from iclx.errors import ConfigError, IclxError, did_you_mean
 
@@ -260,6 +260,9 @@ def hydra_main(cfg: DictConfig) -> dict[str, Any]:
 def run_cli(argv: list[str]) -> int:
     """Run ``iclx ARGV`` in this process and return its exit code (the tests use this directly)."""
     global _exit_code
+    code = commands.dispatch(argv)  # `iclx report ...`: a registered subcommand, not a Hydra run
+    if code is not None:
+        return code
     _exit_code = 0
     try:
         groups = group_options(conf_dir(), *user_config_dirs(argv))
@@ -272,7 +275,9 @@ def run_cli(argv: list[str]) -> int:
     sweep_summary.outcome = sweep_summary.SweepOutcome()
     try:
         hydra_main()
-    except SystemExit as e:  # Hydra exits on its own errors (bad override syntax, missing keys)
+    except SystemExit as e:  # Hydra exits on its own errors (bad override syntax, missing keys) and after --help
+        if commands.asks_help(argv):
+            print(commands.overview())
         return e.code if isinstance(e.code, int) else 1
     finally:
         sys.argv = saved_argv

@@ -1,4 +1,4 @@
-"""The artifact lineage: every kind of artifact, declared once, and the run's view of them.
+r"""The artifact lineage: every kind of artifact, declared once, and the run's view of them.
 
 ```
 corpus ---> tokenizer ---> pack (+ order) ---> pretrain ---> (evaluate, generate: the language model)

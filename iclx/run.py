@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iclx.artifacts import ArtifactStore, atomic_open, write_json_atomic
 from iclx.lineage import Lineage
+from iclx.provenance import provenance
 
 log = logging.getLogger("iclx")
 
@@ -124,6 +125,7 @@ class Run:
             write_json_atomic(self.out_dir / "summary.json", self.summary)
 
     def close(self) -> None:
+        self.write_summary(provenance=provenance())  # after the stages: torch's threads and GPU are known by now
         for logger in self.loggers:
             try:
                 logger.finalize("success" if self.summary.get("status") == "ok" else "failed")

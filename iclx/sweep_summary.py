@@ -9,6 +9,10 @@ gets its row and the others keep theirs. What the plot shows is the ``report`` c
   (e.g. one per evaluated task variant) draws each group once per prefix, one line style each;
 - ``report.metric``: otherwise, one scalar plotted against the first numeric swept key, or as bars;
 - ``report.by``: the override keys that name a group (default: every key whose value differs between jobs, but ``seed``).
+
+``iclx report`` (``iclx/commands/report.py``) rebuilds the same files from finished job folders,
+from one sweep folder or merged from several. Each job's ``provenance`` (from its summary.json,
+when it recorded one) becomes ``provenance/<fact>`` columns and a line under the table.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from iclx import provenance
 from iclx.artifacts import atomic_open
+from iclx.errors import ConfigError, did_you_mean
 from iclx.optuna_study import is_optuna_sweep, summarize_study
 
 log = logging.getLogger("iclx")
@@ -34,13 +40,16 @@ log = logging.getLogger("iclx")
 SEED_KEYS = ("seed",)
 
 
-def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One record per job folder: number, overrides, status, error, flattened final metrics."""
+def read_jobs(sweep_dir: Path, label: str | None = None) -> list[dict[str, Any]]:
+    """One record per job folder: id, overrides, status, error, flattened final metrics, provenance.
+
+    The id is the job number, or ``<label>/<number>`` when ``label`` is given: job numbers restart
+    at 0 in every sweep folder, so rows merged from several folders need the folder in their id.
+    """
     from iclx.run import final_metrics
 
     jobs = []
-    folders = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()]
-    for folder in sorted(folders, key=lambda p: int(p.name)):
+    for folder in job_folders(sweep_dir):
         overrides_file = folder / ".hydra" / "overrides.yaml"
         overrides = list(OmegaConf.load(overrides_file)) if overrides_file.is_file() else []
         summary_file = folder / "summary.json"
@@ -53,14 +62,20 @@ def read_jobs(sweep_dir: Path) -> list[dict[str, Any]]:
             status, summary["error"] = "failed", "the job stopped before finishing"
         jobs.append(
             {
-                "job": int(folder.name),
+                "job": int(folder.name) if label is None else f"{label}/{folder.name}",
                 "overrides": [str(o) for o in overrides],
                 "status": status,
                 "error": summary.get("error", ""),
                 "metrics": final_metrics(summary),
+                "provenance": summary.get("provenance") or {},  # absent in summaries of older runs
             }
         )
     return jobs
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    """The job folders of a sweep (``0/``, ``1/``, ...), in job order."""
+    return sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def override_values(overrides: list[str]) -> dict[str, str]:
@@ -72,10 +87,12 @@ def override_values(overrides: list[str]) -> dict[str, str]:
 
 
 def write_summary_csv(jobs: list[dict[str, Any]], path: Path) -> list[str]:
-    """summary.csv: job, status, one column per swept key, the metrics, the error. Returns columns."""
+    """summary.csv: job, status, one column per swept key, the metrics, ``provenance/<fact>`` (when
+    the jobs recorded it), the overrides, the error. Returns the columns."""
     keys = sorted({k for j in jobs for k in override_values(j["overrides"])})
     metric_names = sorted({m for j in jobs for m in j["metrics"]})
-    columns = ["job", "status", *keys, *metric_names, "overrides", "error"]
+    facts = list(dict.fromkeys(f for j in jobs for f in j.get("provenance", {})))
+    columns = ["job", "status", *keys, *metric_names, *(f"provenance/{f}" for f in facts), "overrides", "error"]
     with atomic_open(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
@@ -84,6 +101,7 @@ def write_summary_csv(jobs: list[dict[str, Any]], path: Path) -> list[str]:
             writer.writerow(
                 [j["job"], j["status"], *(values.get(k, "") for k in keys)]
                 + [j["metrics"].get(m, "") for m in metric_names]
+                + [j.get("provenance", {}).get(fact, "") for fact in facts]
                 + [" ".join(j["overrides"]), j["error"]]
             )
     return columns
@@ -127,6 +145,38 @@ def curve_prefixes(report: dict[str, Any]) -> list[str]:
     return [] if not curve else [curve] if isinstance(curve, str) else list(curve)
 
 
+def curve_pattern(prefix: str) -> re.Pattern[str]:
+    """Metric names of a curve: the prefix, then the x value (``evaluate/accuracy_k`` + ``8``)."""
+    return re.compile(re.escape(prefix) + r"(\d+(?:\.\d+)?)$")
+
+
+def check_report(jobs: list[dict[str, Any]], report: dict[str, Any], key_prefix: str = "report.") -> None:
+    """A ConfigError naming the first ``report`` key that no job answers: a metric no job produced,
+    a curve prefix no metric continues, a ``by`` key no job overrides (``key_prefix`` + key names it)."""
+    produced = sorted({m for j in jobs for m in j["metrics"]}, key=_natural)
+    metric = report.get("metric")
+    if metric and metric not in produced:
+        raise ConfigError(f"{key_prefix}metric '{metric}': no job produced it{did_you_mean(metric, produced)}. "
+                          + _listing("metrics", produced))
+    for prefix in curve_prefixes(report):
+        pattern = curve_pattern(prefix)
+        if not any(pattern.match(m) for m in produced):
+            raise ConfigError(f"{key_prefix}curve '{prefix}': no job produced a metric '{prefix}<number>'. "
+                              + _listing("metrics", produced))
+    swept = sorted({k for j in jobs for k in override_values(j["overrides"])})
+    for key in report.get("by") or []:
+        if key not in swept:
+            raise ConfigError(f"{key_prefix}by '{key}': no job overrides it{did_you_mean(key, swept)}. "
+                              + _listing("overridden keys", swept))
+
+
+def _listing(what: str, names: list[str], most: int = 12) -> str:
+    if not names:
+        return f"No {what} (did any job finish?)"
+    shown = ", ".join(names[:most]) + (f", ... ({len(names) - most} more)" if len(names) > most else "")
+    return f"The jobs' {what}: {shown}"
+
+
 def curve_names(curves: list[str]) -> dict[str, str]:
     """Each prefix by the path parts that tell it from the others: the task variant of
     ``evaluate/<variant>/accuracy_k``."""
@@ -156,7 +206,7 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for number, (label, members) in enumerate(sorted(_groups(ok, by).items())):
             for curve, style in zip(curves, ("-", "--", ":", "-.") * len(curves)):
-                pattern = re.compile(re.escape(curve) + r"(\d+(?:\.\d+)?)$")
+                pattern = curve_pattern(curve)
                 points: dict[float, list[float]] = defaultdict(list)
                 for j in members:
                     for m, v in j["metrics"].items():
@@ -237,10 +287,17 @@ def format_table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tuple[Path, Path | None, str]:
-    jobs = read_jobs(sweep_dir)
-    csv_path = sweep_dir / "summary.csv"
+    """summary.csv and summary.png of one sweep folder, in it; returns their paths and the table."""
+    return summarize_jobs(read_jobs(sweep_dir), report, sweep_dir, title)
+
+
+def summarize_jobs(
+    jobs: list[dict[str, Any]], report: dict[str, Any], out_dir: Path, title: str
+) -> tuple[Path, Path | None, str]:
+    """summary.csv and summary.png of ``jobs`` (from one sweep folder or several) in ``out_dir``."""
+    csv_path = out_dir / "summary.csv"
     write_summary_csv(jobs, csv_path)
-    plot_path = plot_sweep(jobs, report, sweep_dir / "summary.png", title)
+    plot_path = plot_sweep(jobs, report, out_dir / "summary.png", title)
     headline = report.get("metric")
     names = [headline] if headline else []
     curves = tuple(curve_prefixes(report))
@@ -262,7 +319,19 @@ def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tupl
     groups = _groups([j for j in jobs if j["status"] == "ok"], by)
     if any(len(members) > 1 for members in groups.values()):
         table += "\n\nmean +- std over the other swept keys (seeds):\n" + aggregate_table(groups, names)
+    if any(j.get("provenance") for j in jobs):
+        table += "\n\n" + provenance_lines(jobs)
     return csv_path, plot_path, table
+
+
+def provenance_lines(jobs: list[dict[str, Any]]) -> str:
+    """Where the jobs ran: one line when they all agree, else one line per distinct provenance."""
+    by_line: dict[str, list[str]] = defaultdict(list)
+    for j in jobs:
+        by_line[provenance.describe(j["provenance"]) if j.get("provenance") else "not recorded"].append(str(j["job"]))
+    if len(by_line) == 1:
+        return f"provenance: {next(iter(by_line))}"
+    return "\n".join(f"provenance of jobs {', '.join(ids)}: {line}" for line, ids in by_line.items())
 
 
 def aggregate_table(groups: dict[str, list[dict[str, Any]]], names: list[str]) -> str:

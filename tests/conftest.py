@@ -60,6 +60,30 @@ def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+# CI=true (.ci/run exports it): CI installs every extra (`.[dev]`), so a test skipped because an
+# optional module is missing means the install broke. Skips for data a checkout may lack
+# (../shared/data) stay skips: a clean clone in CI need not have it beside it.
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true a test that ``pytest.importorskip`` skipped fails instead, with the reason."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and call.excinfo is not None and _raised_by_importorskip(call.excinfo.tb):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: an optional extra is missing, so this test did not run: {call.excinfo.value}"
+
+
+def _raised_by_importorskip(tb) -> bool:
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "importorskip":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run iclx in-process (iclx.cli.run_cli) from an empty folder, with its own cache and W&B off."""

@@ -7,7 +7,6 @@ import json
 import logging
 
 import pytest
-
 from omegaconf import OmegaConf
 
 from iclx.data.corpus import build_source, load_corpus, split_documents

@@ -116,8 +116,8 @@ def test_bad_evaluate_settings_are_named(in_tmp, ginc_bundle, capsys):
 
 
 def test_selector_sweep_pretrains_once_and_evaluates_the_swept_selector():
-    from iclx.stages.evaluate import selector_configs
     from iclx.lineage import Lineage
+    from iclx.stages.evaluate import selector_configs
 
     keys = set()
     for seed, selector in ((0, "random"), (1, "knn"), (2, "epr")):
