@@ -217,6 +217,7 @@ def _skip_job(run: Any, header: dict[str, Any], done: Path) -> dict[str, Any]:
 def _run_stages(run: Any, hydra_cfg: Any) -> None:
     from iclx.config_check import check_component_sections
     from iclx.loggers import build_loggers
+    from iclx.pretraining import interrupted_wandb_run
     from iclx.run import resolved_config, seed_everything, set_threads
 
     cfg = run.cfg
@@ -239,6 +240,7 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         job_type="+".join(stages),
         tags=[f"{k}={v}" for k, v in sorted(run.choices.items())],
         config=resolved_config(cfg),
+        resume_id=interrupted_wandb_run(run) if (cfg.logger or {}).get("wandb") else None,
     )
     for stage in stages:
         log.info("stage %s: start", stage)

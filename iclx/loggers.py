@@ -28,7 +28,10 @@ def build_loggers(
     job_type: str,
     tags: list[str],
     config: dict[str, Any],
+    resume_id: str | None = None,
 ) -> list[Any]:
+    """metrics.csv, and W&B when configured. ``resume_id`` continues that W&B run (a pre-training
+    resumed after a kill logs on in the run it started)."""
     from lightning.pytorch.loggers import CSVLogger
 
     loggers: list[Any] = []
@@ -39,7 +42,7 @@ def build_loggers(
         loggers.append(CSVLogger(save_dir=str(out_dir), name="", version=""))
     wandb_cfg = logger_cfg.get("wandb")
     if wandb_cfg:
-        loggers.append(_wandb_logger(wandb_cfg, out_dir, run_name, group, job_type, tags, config))
+        loggers.append(_wandb_logger(wandb_cfg, out_dir, run_name, group, job_type, tags, config, resume_id))
     return loggers
 
 
@@ -78,6 +81,7 @@ def _wandb_logger(
     job_type: str,
     tags: list[str],
     config: dict[str, Any],
+    resume_id: str | None = None,
 ) -> Any:
     from lightning.pytorch.loggers import WandbLogger
 
@@ -96,6 +100,31 @@ def _wandb_logger(
         mode=mode,
         config=config,
         log_model=False,
+        **({"id": resume_id, "resume": "allow"} if resume_id else {}),
     )
+    if resume_id:
+        log.info("W&B: continuing run %s of the interrupted pre-training", resume_id)
     wandb_logger.experiment  # start the W&B run now, so the config is recorded even if a stage fails
     return wandb_logger
+
+
+def log_sweep_summary(logger_cfg: Any, sweep_dir: Path, group: str, csv_path: Path, plot_path: Path | None) -> None:
+    """The sweep's table and plot as one more W&B run of its group (``job_type=summary``)."""
+    import csv
+
+    import wandb
+
+    cfg = logger_cfg.get("wandb")
+    mode = resolve_wandb_mode(str(cfg.get("mode", "auto")))
+    if mode == "disabled":
+        return
+    with open(csv_path, newline="") as f:
+        rows = list(csv.reader(f))
+    run = wandb.init(project=cfg.get("project", "iclx"), entity=cfg.get("entity"), group=group, job_type="summary",
+                     name=f"{group}/{sweep_dir.name}/summary", dir=str(sweep_dir), mode=mode, reinit="create_new")
+    try:
+        run.log({"sweep/summary": wandb.Table(columns=rows[0], data=rows[1:])})
+        if plot_path is not None:
+            run.log({"sweep/plot": wandb.Image(str(plot_path))})
+    finally:
+        run.finish()

@@ -27,6 +27,7 @@ log = logging.getLogger("iclx")
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.json"
 HISTORY_FILE = "history.csv"
+WANDB_RUN_FILE = "wandb_run_id"  # the W&B run a resumed pre-training continues
 
 
 def seq_len(cfg: Any) -> int:
@@ -118,6 +119,8 @@ def train(run: Any, folder: Path) -> None:
     cfg = run.cfg
     settings = Settings.from_config(cfg)
     tokenizer, packed = run.lineage.get("tokenizer"), run.lineage.get("pack")
+    if run.wandb is not None:
+        (folder / WANDB_RUN_FILE).write_text(run.wandb.experiment.id)
     ckpt_dir, history = folder / "checkpoints", folder / HISTORY_FILE
     last = ckpt_dir / "last.ckpt"
     resume = settings.resume == "auto" and last.is_file()
@@ -219,3 +222,18 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return ""
+
+
+def interrupted_wandb_run(run: Any) -> str | None:
+    """The W&B run id of this config's interrupted pre-training, when this run will resume it."""
+    cfg = run.cfg
+    if "pretrain" not in [str(s) for s in cfg.stages] or str(cfg.pretrain.get("resume", "auto")) != "auto":
+        return None
+    try:
+        partial = run.lineage.path("pretrain").with_name(f"{run.lineage.key('pretrain')}.partial")
+    except Exception:  # noqa: BLE001 -- a config the stage will refuse with its own message
+        return None
+    id_file = partial / WANDB_RUN_FILE
+    if (partial / "checkpoints" / "last.ckpt").is_file() and id_file.is_file() and not run.store.force:
+        return id_file.read_text().strip() or None
+    return None

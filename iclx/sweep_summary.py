@@ -397,5 +397,9 @@ class SweepSummary(Callback):
             table += "\n\n" + study_lines
         print(f"\n{table}\n", flush=True)
         print(f"iclx: sweep summary {csv_path}" + (f", plot {plot_path}" if plot_path else ""), flush=True)
+        if (config.get("logger") or {}).get("wandb"):
+            from iclx.loggers import log_sweep_summary
+
+            log_sweep_summary(config.logger, sweep_dir, title, csv_path, plot_path)
         outcome.failed_jobs = sum(j["status"] != "ok" for j in read_jobs(sweep_dir))
         outcome.summarized = True
