@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,6 +364,24 @@ class SweepOutcome:
 outcome = SweepOutcome()
 
 
+def check_sweep_params(config: DictConfig) -> None:
+    """Before any job: every key a sweeper searches (``hydra.sweeper.params``) is a config group or a
+    key of the config (``+key`` adds one), so a typo fails once instead of in every job."""
+    params = config.hydra.get("sweeper", {}).get("params") or {}
+    groups = set(config.hydra.runtime.choices)
+    for raw_key in params:
+        key = str(raw_key).lstrip("~")
+        if key.startswith("+") or key in groups or OmegaConf.select(config, key, default=_ABSENT) is not _ABSENT:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(config, parent) if parent else config
+        siblings = [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+        raise ConfigError(f"hydra.sweeper.params: '{key}' is not a key of the config{did_you_mean(leaf, siblings)}")
+
+
+_ABSENT = object()
+
+
 class SweepSummary(Callback):
     """Hydra callback (``hydra.callbacks.sweep_summary``) run once when a multirun ends.
 
@@ -374,6 +393,11 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global outcome
         outcome = SweepOutcome(started=True)
+        try:
+            check_sweep_params(config)
+        except ConfigError as e:  # Hydra turns an Exception here into a warning: SystemExit stops the sweep
+            print(f"iclx: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from e
         # a sweeper may keep state beside the jobs before any job exists (Optuna's study database)
         Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
 
@@ -382,7 +406,7 @@ class SweepSummary(Callback):
         try:
             self._summarize(config)
         except Exception as e:  # noqa: BLE001 -- reported by the entrypoint as the sweep's failure
-            outcome.error = f"{type(e).__name__}: {e}"
+            outcome.error = str(e) if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
 
     @staticmethod
     def _summarize(config: DictConfig) -> None:
@@ -401,5 +425,8 @@ class SweepSummary(Callback):
             from iclx.loggers import log_sweep_summary
 
             log_sweep_summary(config.logger, sweep_dir, title, csv_path, plot_path)
-        outcome.failed_jobs = sum(j["status"] != "ok" for j in read_jobs(sweep_dir))
+        jobs = read_jobs(sweep_dir)
+        outcome.failed_jobs = sum(j["status"] != "ok" for j in jobs)
+        if any(j["status"] == "ok" for j in jobs):  # a report key no finished job answers is a typo
+            check_report([j for j in jobs if j["status"] == "ok"], report)  # type: ignore[arg-type]
         outcome.summarized = True

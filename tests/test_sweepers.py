@@ -121,3 +121,24 @@ def test_a_user_preset_is_known_to_the_group_check_and_a_missing_folder_is_one_l
     assert typo.returncode == 2 and "(did you mean 'mine'?)" in typo.stderr
     missing = run_iclx(tmp_path, "--config-dir", "no_such_conf", "experiment=mine")
     assert missing.returncode == 2 and missing.stderr.strip() == "iclx: --config-dir: config folder no_such_conf does not exist"
+
+
+def test_a_search_space_over_a_missing_key_stops_before_any_job(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    (tmp_path / "my_conf" / "sweep").mkdir(parents=True)
+    preset = OPTUNA_PRESET.replace("seed: range(0, 40)", "optimizer.lrr: interval(0.001, 0.01)")
+    (tmp_path / "my_conf" / "sweep" / "optuna_echo.yaml").write_text(preset)
+    proc = run_iclx(tmp_path, "--config-dir", "my_conf", "-m", "sweep=optuna_echo", "plugins=[iclx_test_plugin]", "stages=[echo]")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "iclx: hydra.sweeper.params: 'optimizer.lrr' is not a key of the config (did you mean 'lr'?)")
+    assert not list((tmp_path / "sweeps").rglob("summary.json"))  # no job ran
+
+
+def test_a_report_metric_no_job_produced_fails_the_sweep(in_tmp, capsys):
+    from iclx.cli import run_cli
+
+    assert run_cli(["-m", "plugins=[iclx_test_plugin]", "stages=[echo]", "seed=0,1", "report.metric=echo/valeu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["iclx: the sweep summary failed: report.metric 'echo/valeu': no job produced it (did you mean "
+                   "'echo/value'?). The jobs' metrics: echo/seconds, echo/seed, echo/value"]
