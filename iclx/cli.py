@@ -58,6 +58,55 @@ def check_group_overrides(args: list[str], groups: dict[str, list[str]]) -> None
             )
 
 
+_ABSENT = object()
+
+
+def check_override_keys(args: list[str], groups: dict[str, list[str]], config_dirs: list[Path]) -> None:
+    """Fail early, in one line with a did-you-mean, on ``key=value`` overrides of keys the config
+    does not have (Hydra would say so in five lines and suggest ``+key``, which hides a typo).
+
+    The config is composed with the command line's group choices (a swept group's first option).
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]  # not flags' values
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except Exception:  # noqa: BLE001 -- bad override syntax: Hydra reports it in its own words next
+        return
+    keys = [o for o in overrides if not o.is_add() and not o.is_delete() and o.key_or_group not in groups
+            and not o.key_or_group.startswith("hydra") and "@" not in o.key_or_group]
+    if not keys:
+        return
+    choices = []
+    for o in overrides:
+        if o.key_or_group in groups or o.key_or_group.startswith("hydra.searchpath"):
+            value = o.value()
+            first = value.list[0] if o.is_sweep_override() and hasattr(value, "list") else value
+            choices.append(o.input_line if not o.is_sweep_override() else f"{o.get_key_element()}={first}")
+    if config_dirs and not any(c.startswith("hydra.searchpath") for c in choices):
+        choices.append("hydra.searchpath=[" + ",".join(f"file://{d.resolve()}" for d in config_dirs) + "]")
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=choices)
+    except Exception:  # noqa: BLE001 -- a composition error: Hydra reports it in its own words next
+        return
+    finally:
+        GlobalHydra.instance().clear()
+    for o in keys:
+        key = o.key_or_group
+        if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        siblings = [f"{parent}.{k}" if parent else str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+        hint = did_you_mean(key, siblings) or (f". Keys of {parent or 'the config'}: {', '.join(siblings)}" if siblings else "")
+        raise ConfigError(f"'{key}' is not a key of the config{hint}")
+
+
 def null_groups_as_deletions(args: list[str], groups: dict[str, list[str]]) -> list[str]:
     """``group=null`` as ``~group``: the same request (no option), which Hydra 1.3 refuses with a
     traceback when the group's default is not null (e.g. ``experiment=null``)."""
@@ -267,8 +316,11 @@ def run_cli(argv: list[str]) -> int:
         return code
     _exit_code = 0
     try:
-        groups = group_options(conf_dir(), *user_config_dirs(argv))
+        config_dirs = user_config_dirs(argv)
+        groups = group_options(conf_dir(), *config_dirs)
         check_group_overrides(argv, groups)
+        if not any(a in ("--help", "-h", "--hydra-help", "--info") for a in argv):
+            check_override_keys(null_groups_as_deletions(argv, groups), groups, config_dirs)
     except IclxError as e:
         print(f"iclx: {e}", file=sys.stderr)
         return 2
