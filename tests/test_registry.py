@@ -33,7 +33,7 @@ def test_build_from_dictconfig_converts_values():
 def test_unknown_name_lists_known_and_suggests():
     with pytest.raises(ConfigError) as e:
         build("widget", {"name": "gera", "teeth": 1})
-    assert str(e.value) == "unknown widget 'gera'. Known: gear, gearbox (did you mean 'gear'?)"
+    assert str(e.value) == "unknown widget 'gera' (widget.name). Known: gear, gearbox (did you mean 'gear'?)"
 
 
 def test_unknown_parameter_names_key_and_lists_parameters():

@@ -16,13 +16,11 @@ span remain, e.g. duplicates), the rest are filled in order of relevance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 from iclx.errors import ConfigError
 from iclx.registry import register
+from iclx.schema import EmbedderConfig
 from iclx.selectors.dense import EmbeddingSelector, single_threaded_blas
 from iclx.tasks.example import Example
 
@@ -57,7 +55,7 @@ class DPPSelector(EmbeddingSelector):
 
     def __init__(
         self,
-        embedder: Mapping[str, Any] | None = None,
+        embedder: EmbedderConfig | None = None,
         alpha: float = 3.0,
         fetch_k: int = 32,
         index: str = "Flat",
