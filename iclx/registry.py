@@ -56,7 +56,10 @@ _entry_points_loaded = False
 
 
 def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class or function decorator: make ``obj`` buildable as ``{name: <name>, ...}`` of ``kind``."""
+    """Class or function decorator: make ``obj`` buildable as ``{name: <name>, ...}`` of ``kind``.
+
+    A registered class gets ``name`` as its class attribute (what its messages and saved files
+    call it), so the name is written once, here."""
 
     def decorator(obj: Callable[..., Any]) -> Callable[..., Any]:
         table = _registry.setdefault(kind, {})
@@ -65,6 +68,10 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
             raise ConfigError(
                 f"{kind} '{name}' is registered twice: by {_qualname(previous)} and {_qualname(obj)}"
             )
+        if isinstance(obj, type):
+            if vars(obj).get("name", name) != name:
+                raise ConfigError(f"{_qualname(obj)} says name = {vars(obj)['name']!r} but is registered as '{name}'")
+            obj.name = name
         table[name] = obj
         return obj
 

@@ -74,8 +74,6 @@ class Block(nn.Module):
 
 @register("model", "gpt")
 class GPT(CausalLM):
-    name = "gpt"
-
     def __init__(
         self,
         vocab_size: int,

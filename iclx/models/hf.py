@@ -22,8 +22,6 @@ _CONFIG_BOOKKEEPING = ("architectures", "model_type", "transformers_version", "_
 
 @register("model", "hf")
 class HFCausalLM(CausalLM):
-    name = "hf"
-
     def __init__(self, vocab_size: int, path: str | None = None, architecture: str = "gpt2", config: dict[str, Any] | None = None):
         super().__init__()
         try:

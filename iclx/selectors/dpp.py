@@ -51,8 +51,6 @@ def greedy_map(kernel: np.ndarray, k: int) -> np.ndarray:
 
 @register("selector", "dpp")
 class DPPSelector(EmbeddingSelector):
-    name = "dpp"
-
     def __init__(
         self,
         embedder: EmbedderConfig | None = None,

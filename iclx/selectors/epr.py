@@ -112,8 +112,6 @@ class ContrastiveTraining(lightning.LightningModule):
 
 @register("selector", "epr")
 class EPRSelector(Selector):
-    name = "epr"
-
     def __init__(
         self,
         embedder: EmbedderConfig | None = None,

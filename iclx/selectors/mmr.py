@@ -35,8 +35,6 @@ def mmr_order(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_mult: f
 
 @register("selector", "mmr")
 class MMRSelector(EmbeddingSelector):
-    name = "mmr"
-
     def __init__(
         self,
         embedder: EmbedderConfig | None = None,
