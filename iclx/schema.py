@@ -86,7 +86,7 @@ def check_arguments(label: str, target: Callable[..., Any], params: dict[str, An
         values = schema.validate_python(params)
     except ValidationError as e:
         parameters = [p for p in signature(target) if p not in runtime]
-        raise ConfigError(error_line(e.errors(), key, label, parameters, params, hints, noun="parameter")) from None
+        raise ConfigError(error_line(first_error(e), key, label, parameters, params, hints, noun="parameter")) from None
     for name, value in values.items():
         for marker in _markers(hints.get(name)):
             if value is not None:
@@ -104,11 +104,15 @@ def signature(target: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return {p.name: p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
-def error_line(errors: list[Any], key: str, label: str, names: list[str], values: Mapping[str, Any],
+def first_error(error: ValidationError) -> dict[str, Any]:
+    """The error to report: an unknown name first, then a missing one, then a wrong value."""
+    return min(error.errors(), key=lambda e: (e["type"] != "extra_forbidden", e["type"] != "missing"))
+
+
+def error_line(first: Mapping[str, Any], key: str, label: str, names: list[str], values: Mapping[str, Any],
                hints: Mapping[str, Any], *, noun: str) -> str:
-    """The first of pydantic's ``errors`` at ``key`` as one iclx line: unknown names first, then
-    missing ones, then wrong values. ``names`` are the known ones, ``hints`` their types."""
-    first = min(errors, key=lambda e: (e["type"] != "extra_forbidden", e["type"] != "missing"))
+    """One of pydantic's errors, of the config ``values`` at ``key``, as one iclx line. ``names``
+    are the keys it may have, ``hints`` their types, ``label`` what it configures."""
     if not first["loc"]:
         return f"{key}: {first['msg'].removeprefix('Value error, ')}"
     name, kind = str(first["loc"][0]), first["type"]
@@ -121,7 +125,9 @@ def error_line(errors: list[Any], key: str, label: str, names: list[str], values
     bound = next(((op, first["ctx"][c]) for c, op in _BOUNDS.items() if c in first.get("ctx", {})), None)
     if bound:
         return f"{where} must be {bound[0]} {bound[1]}, got {first['input']!r}"
-    if kind in ("value_error", "assertion_error", "too_short", "too_long"):
+    if kind == "too_short":
+        return f"{where} must list at least {first['ctx']['min_length']} item(s), got {first['input']!r}"
+    if kind in ("value_error", "assertion_error", "too_long"):
         return f"{where}: {first['msg'].removeprefix('Value error, ')}, got {first['input']!r}"
     value = values.get(name)
     return f"{path} must be {describe(hints.get(name, Any))}, got {type(value).__name__} {value!r}"

@@ -53,8 +53,7 @@ class Section(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as e:
-            first = min(e.errors(), key=lambda err: (err["type"] != "extra_forbidden", err["type"] != "missing"))
-            raise ConfigError(cls._error_line(first, key, values)) from None
+            raise ConfigError(cls._error_line(schema.first_error(e), key, values)) from None
 
     @classmethod
     def _error_line(cls, error: dict[str, Any], key: str, values: dict[str, Any]) -> str:
@@ -63,7 +62,7 @@ class Section(BaseModel):
         if isinstance(inner, type) and issubclass(inner, Section) and len(error["loc"]) > 1:
             return inner._error_line({**error, "loc": error["loc"][1:]}, f"{key}.{name}", values[name])
         hints = typing.get_type_hints(cls, include_extras=True)
-        return schema.error_line([error], key, key or "the run config", list(cls.model_fields), values, hints, noun="key")
+        return schema.error_line(error, key, key or "the run config", list(cls.model_fields), values, hints, noun="key")
 
     def check_references(self, cfg: Any) -> None:
         """Checks that need more than the section (names of components); none by default."""

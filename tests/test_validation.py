@@ -43,7 +43,7 @@ CASES = [
      "split, example_length, n_queries, pool, pool_per_group, pool_size, seed (did you mean 'split'?)")),
     (["evaluate.shots=[0,x]"], "iclx: evaluate.shots must be a list of int, got list [0, 'x']"),
     (["evaluate.shots=5"], "iclx: evaluate.shots must be a list of int, got int 5"),
-    (["evaluate.shots=[]"], "iclx: evaluate.shots: List should have at least 1 item after validation, not 0, got []"),
+    (["evaluate.shots=[]"], "iclx: evaluate.shots must list at least 1 item(s), got []"),
     (["evaluate.num_queries=0"], "iclx: evaluate.num_queries must be >= 1, got 0"),
     (["+evaluate.shot=[0]"],
      ("iclx: evaluate has no key 'shot' (evaluate.shot). Its keys: shots, selectors, variants, num_queries, normalization, "
