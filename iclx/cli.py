@@ -58,9 +58,6 @@ def check_group_overrides(args: list[str], groups: dict[str, list[str]]) -> None
             )
 
 
-_ABSENT = object()
-
-
 def check_override_keys(args: list[str], groups: dict[str, list[str]], config_dirs: list[Path]) -> None:
     """Fail early, in one line with a did-you-mean, on ``key=value`` overrides of keys the config
     does not have (Hydra would say so in five lines and suggest ``+key``, which hides a typo).
@@ -97,14 +94,28 @@ def check_override_keys(args: list[str], groups: dict[str, list[str]], config_di
     finally:
         GlobalHydra.instance().clear()
     for o in keys:
-        key = o.key_or_group
-        if OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False) is not _ABSENT:
+        missing = first_missing_key(cfg, o.key_or_group)
+        if missing is None:
             continue
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        siblings = [f"{parent}.{k}" if parent else str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
-        hint = did_you_mean(key, siblings) or (f". Keys of {parent or 'the config'}: {', '.join(siblings)}" if siblings else "")
-        raise ConfigError(f"'{key}' is not a key of the config{hint}")
+        parent, _, _ = missing.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        siblings = [f"{parent}.{k}" if parent else str(k) for k in node.keys()]
+        hint = did_you_mean(missing, siblings) or (f". Keys of {parent or 'the config'}: {', '.join(siblings)}" if siblings else "")
+        raise ConfigError(f"'{missing}' is not a key of the config{hint}")
+
+
+def first_missing_key(cfg: DictConfig, key: str) -> str | None:
+    """The shortest prefix of the dotted ``key`` that ``cfg`` lacks; None when it has the key (or the
+    path runs into a list or a value, which Hydra checks itself)."""
+    node: Any = cfg
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, DictConfig):
+            return None
+        if part not in node.keys():  # keys() also lists ??? (unset) values, which `in` does not
+            return ".".join(parts[: i + 1])
+        node = node._get_node(part)
+    return None
 
 
 def null_groups_as_deletions(args: list[str], groups: dict[str, list[str]]) -> list[str]:
@@ -141,6 +152,7 @@ def _run_job(cfg: DictConfig) -> JobSummary:
     """Run the stages of one job; return its summary. Errors become one line and a 'failed' status."""
     global _exit_code
     from iclx.artifacts import ArtifactStore, write_json_atomic
+    from iclx.config_check import validate_config
     from iclx.run import Run
     from iclx.training import is_distributed_worker
 
@@ -152,8 +164,9 @@ def _run_job(cfg: DictConfig) -> JobSummary:
         k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None
     }
     header = dict(name=cfg.get("name"), overrides=list(hydra_cfg.overrides.task), choices=choices, multirun=multirun)
-    try:
-        seed = _integer_key(cfg, "seed")
+    try:  # every check before anything runs (components, sections, top-level keys such as seed)
+        validate_config(cfg)
+        seed = int(cfg.seed)
     except IclxError as e:  # before a Run exists: the summary and the one line, written here
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "summary.json", {"status": "failed", **header, "error": str(e)})
@@ -195,13 +208,6 @@ def _run_job(cfg: DictConfig) -> JobSummary:
     finally:
         run.close()
     return JobSummary(run.summary, objective)
-
-
-def _integer_key(cfg: DictConfig, key: str) -> int:
-    value = cfg.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    return value
 
 
 def job_config_hash(cfg: DictConfig) -> str | None:
@@ -264,19 +270,16 @@ def _skip_job(run: Any, header: dict[str, Any], done: Path) -> dict[str, Any]:
 
 
 def _run_stages(run: Any, hydra_cfg: Any) -> None:
-    from iclx.config_check import check_component_sections
     from iclx.loggers import build_loggers
     from iclx.pretraining import interrupted_wandb_run
     from iclx.run import resolved_config, seed_everything, set_threads
 
     cfg = run.cfg
-    registry.load_plugins(list(cfg.get("plugins") or []))
     stages = [str(s) for s in cfg.stages]
     if not stages:
         raise IclxError("stages is empty: name at least one stage, e.g. stages=[probe]")
     for stage in stages:
         registry.get("stage", stage)  # unknown names fail before anything runs
-    check_component_sections(cfg)  # so do wrong component names, parameters and types
     seed_everything(run.seed)
     set_threads(cfg.get("threads") or threads_per_parallel_job(hydra_cfg))
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # "could not load AVX512" is not news

@@ -5,7 +5,7 @@ corpus ---> tokenizer ---> pack (+ order) ---> pretrain ---> (evaluate, generate
                                                       \---> embeddings (lm), retriever (epr)
 ```
 
-Each :class:`Kind` names its upstream kinds, the slice of the run config it depends on, its
+Each :class:`ArtifactKind` names its upstream kinds, the slice of the run config it depends on, its
 builder, its loader and a code ``version``. An artifact's *material* is exactly that: the kind,
 the version, the config slice and the keys of its upstream artifacts; its key is the hash of the
 material and its manifest (``artifact.json``) stores the material. So a key and its manifest
@@ -35,7 +35,7 @@ log = logging.getLogger("iclx")
 
 
 @dataclass(frozen=True)
-class Kind:
+class ArtifactKind:
     name: str
     version: int  # bump when the builder's output changes for the same material
     upstream: tuple[str, ...] = ()
@@ -113,17 +113,17 @@ def _load_model(folder: Path) -> Any:
     return load_model(folder)
 
 
-KINDS: dict[str, Kind] = {
+ARTIFACTS: dict[str, ArtifactKind] = {
     kind.name: kind
     for kind in [
-        Kind("corpus", 1, config=_corpus_material, compute=_load_corpus),
-        Kind("tokenizer", 1, ("corpus",), lambda cfg: _plain(cfg.tokenizer), _build_tokenizer, _load_tokenizer),
-        Kind("pack", 1, ("tokenizer",), _pack_material, _build_pack),
-        Kind("pretrain", 1, ("pack",), _pretrain_material, _build_pretrain, _load_model, resumable=True),
+        ArtifactKind("corpus", 1, config=_corpus_material, compute=_load_corpus),
+        ArtifactKind("tokenizer", 1, ("corpus",), lambda cfg: _plain(cfg.tokenizer), _build_tokenizer, _load_tokenizer),
+        ArtifactKind("pack", 1, ("tokenizer",), _pack_material, _build_pack),
+        ArtifactKind("pretrain", 1, ("pack",), _pretrain_material, _build_pretrain, _load_model, resumable=True),
         # material given at run time by the component that builds them:
-        Kind("embeddings", 1),  # an embedder's config and fit, and the texts (iclx.embedders.base)
-        Kind("retriever", 1),  # EPR's dual encoder: its config, pool, scorer LM and seed (iclx.selectors.epr)
-        Kind("hardware", 1),  # this machine's measured matmul peak, for MFU (iclx.pretraining)
+        ArtifactKind("embeddings", 1),  # an embedder's config and fit, and the texts (iclx.embedders.base)
+        ArtifactKind("retriever", 1),  # EPR's dual encoder: its config, pool, scorer LM and seed (iclx.selectors.epr)
+        ArtifactKind("hardware", 1),  # this machine's measured matmul peak, for MFU (iclx.pretraining)
     ]
 }
 
@@ -149,7 +149,7 @@ class Lineage:
     _values: dict[str, Any] = field(default_factory=dict)
 
     def material(self, kind: str) -> dict[str, Any]:
-        spec = KINDS[kind]
+        spec = ARTIFACTS[kind]
         if spec.config is None:
             raise ValueError(f"artifact kind '{kind}' takes its material at run time: use Lineage.folder")
         return {"kind": kind, "version": spec.version, "config": spec.config(self.cfg),
@@ -170,7 +170,7 @@ class Lineage:
     def get(self, kind: str) -> Any:
         """The artifact's value (its loader's result, else its folder), built first if missing."""
         if kind not in self._values:
-            spec = KINDS[kind]
+            spec = ARTIFACTS[kind]
             if spec.compute is not None:
                 self._values[kind] = spec.compute(self.run)
             else:
@@ -183,7 +183,7 @@ class Lineage:
 
     def folder(self, kind: str, material: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
         """The folder of an artifact whose material the caller gives (embeddings, retriever, hardware)."""
-        full = {"kind": kind, "version": KINDS[kind].version, "config": dict(material), "upstream": {}}
+        full = {"kind": kind, "version": ARTIFACTS[kind].version, "config": dict(material), "upstream": {}}
         return self._store().get_or_build(kind, config_key(full), build, material=full)
 
     # --- the language model of the stages after pre-training -------------------------------------

@@ -13,31 +13,39 @@ module (and ``iclx --help``) stays free of torch.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import inspect
 import sys
-import types
-import typing
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from iclx.errors import ConfigError, did_you_mean
 
-# Where the built-in components of each kind live; imported on first lookup of that kind.
-BUILTIN_MODULES: dict[str, str] = {
-    "stage": "iclx.stages",
-    "data": "iclx.data",
-    "data/order": "iclx.data.order",
-    "tokenizer": "iclx.tokenizers",
-    "model": "iclx.models",
-    "optimizer": "iclx.optim",
-    "schedule": "iclx.optim",
-    "selector": "iclx.selectors",
-    "embedder": "iclx.embedders",
-    "task": "iclx.tasks",
-    "probe": "iclx.probes",
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of component, declared once: adding a kind is one entry in KINDS."""
+
+    module: str  # where its built-ins live, imported on first lookup of the kind
+    section: str | None = None  # the run config's section that names one, checked before any stage runs
+    subsections: Mapping[str, str | None] = field(default_factory=dict)
+    # ^ keys of a config of this kind that are not constructor arguments: the kind they hold
+    #   (checked with it), or None for settings read by the code around the component
+    runtime: tuple[str, ...] = ()  # parameters iclx passes itself when it builds one: never in a config
+
+
+KINDS: dict[str, Kind] = {
+    "stage": Kind("iclx.stages", runtime=("run",)),
+    "data": Kind("iclx.data", "data", {"order": "data/order", "validation": None}),
+    "data/order": Kind("iclx.data.order"),
+    "tokenizer": Kind("iclx.tokenizers", "tokenizer"),
+    "model": Kind("iclx.models", "model", runtime=("vocab_size", "d")),
+    "optimizer": Kind("iclx.optim", "optimizer", {"schedule": "schedule"}, runtime=("params",)),
+    "schedule": Kind("iclx.optim"),
+    "selector": Kind("iclx.selectors", "selector"),
+    "embedder": Kind("iclx.embedders", runtime=("model", "tokenizer", "model_key")),
+    "task": Kind("iclx.tasks", "task", {"template": None}, runtime=("data",)),
+    "probe": Kind("iclx.probes", "probe"),
 }
 
 PLUGIN_ENTRY_POINT_GROUP = "iclx.plugins"
@@ -48,7 +56,10 @@ _entry_points_loaded = False
 
 
 def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class or function decorator: make ``obj`` buildable as ``{name: <name>, ...}`` of ``kind``."""
+    """Class or function decorator: make ``obj`` buildable as ``{name: <name>, ...}`` of ``kind``.
+
+    A registered class gets ``name`` as its class attribute (what its messages and saved files
+    call it), so the name is written once, here."""
 
     def decorator(obj: Callable[..., Any]) -> Callable[..., Any]:
         table = _registry.setdefault(kind, {})
@@ -57,6 +68,10 @@ def register(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..
             raise ConfigError(
                 f"{kind} '{name}' is registered twice: by {_qualname(previous)} and {_qualname(obj)}"
             )
+        if isinstance(obj, type):
+            if vars(obj).get("name", name) != name:
+                raise ConfigError(f"{_qualname(obj)} says name = {vars(obj)['name']!r} but is registered as '{name}'")
+            obj.name = name
         table[name] = obj
         return obj
 
@@ -69,14 +84,16 @@ def known(kind: str) -> list[str]:
     return sorted(_registry.get(kind, {}))
 
 
-def get(kind: str, name: str) -> Callable[..., Any]:
-    """The registered object, or a ConfigError that lists the known names."""
+def get(kind: str, name: str, *, key: str | None = None) -> Callable[..., Any]:
+    """The registered object, or a ConfigError that lists the known names (and names ``key``,
+    where the config says ``name``)."""
     _ensure_loaded(kind)
     table = _registry.get(kind, {})
     if name not in table:
         names = sorted(table)
+        where = f" ({key})" if key else ""
         raise ConfigError(
-            f"unknown {kind} '{name}'. Known: {', '.join(names) or '(none)'}{did_you_mean(name, names)}"
+            f"unknown {kind} '{name}'{where}. Known: {', '.join(names) or '(none)'}{did_you_mean(name, names)}"
         )
     return table[name]
 
@@ -97,23 +114,34 @@ def build(
     set them too.
     """
     key = key or kind.replace("/", ".")
-    params = _plain(cfg)
-    if not isinstance(params, dict):
-        raise ConfigError(f"{key} must be a mapping with a 'name', got {params!r}")
-    name = params.pop("name", None)
-    if name is None:
-        names = known(kind)
-        raise ConfigError(f"{key}.name is missing: choose one of {', '.join(names) or '(none)'}")
-    target = get(kind, str(name))
+    name, target, params = _named(kind, cfg, key)
     for k in exclude:
         params.pop(k, None)
-    params = check_arguments(f"{kind} '{name}'", target, params, key=key, runtime=runtime)
+    params = check_arguments(f"{kind} '{name}'", target, params, key=key, runtime=list(runtime))
     return target(**params, **runtime)
+
+
+def check(kind: str, cfg: Mapping[str, Any] | Any, *, key: str | None = None) -> None:
+    """Validate ``cfg`` as a config of ``kind`` without constructing it: its name, its parameters
+    (nested component configs included) and its sub-sections (``KINDS[kind].subsections``).
+    Parameters it leaves unset are not required here: iclx may supply them at run time."""
+    key = key or kind.replace("/", ".")
+    name, target, params = _named(kind, cfg, key)
+    declared = KINDS.get(kind, Kind(""))
+    for sub, sub_kind in declared.subsections.items():
+        node = params.pop(sub, None)
+        if sub_kind is not None and isinstance(node, dict) and node.get("name") is not None:
+            check(sub_kind, node, key=f"{key}.{sub}")
+    params = {k: v for k, v in params.items() if v != "???"}  # Hydra's mandatory marker: the stage says so
+    runtime = [p for p in declared.runtime if p in parameters(kind, name)]
+    check_arguments(f"{kind} '{name}'", target, params, key=key, runtime=runtime, complete=False)
 
 
 def parameters(kind: str, name: str) -> list[str]:
     """The configurable parameter names of a registered component."""
-    return list(_signature_params(get(kind, name)))
+    from iclx.schema import signature
+
+    return list(signature(get(kind, name)))
 
 
 def import_submodules(package: str) -> None:
@@ -161,7 +189,7 @@ def _ensure_loaded(kind: str) -> None:
         return
     _loaded_kinds.add(kind)
     load_plugins()
-    module = BUILTIN_MODULES.get(kind)
+    module = KINDS[kind].module if kind in KINDS else None
     if module is not None:
         try:
             importlib.import_module(module)
@@ -185,141 +213,23 @@ def _plain(cfg: Any) -> Any:
     return cfg
 
 
-def _signature_params(target: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    fn = target.__init__ if inspect.isclass(target) else target
-    sig = inspect.signature(fn)
-    out = {}
-    for i, (pname, p) in enumerate(sig.parameters.items()):
-        if inspect.isclass(target) and i == 0:  # self
-            continue
-        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        out[pname] = p
-    return out
+def _named(kind: str, cfg: Any, key: str) -> tuple[str, Callable[..., Any], dict[str, Any]]:
+    """``cfg.name``, the registered target it names, and the other keys of ``cfg``."""
+    params = _plain(cfg)
+    if not isinstance(params, dict):
+        raise ConfigError(f"{key} must be a mapping with a 'name', got {params!r}")
+    name = params.pop("name", None)
+    if name is None:
+        names = known(kind)
+        raise ConfigError(f"{key}.name is missing: choose one of {', '.join(names) or '(none)'}")
+    return str(name), get(kind, str(name), key=f"{key}.name"), params
 
 
-def _accepts_any_keyword(target: Callable[..., Any]) -> bool:
-    fn = target.__init__ if inspect.isclass(target) else target
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+def check_arguments(label: str, target: Callable[..., Any], params: dict[str, Any], *, key: str,
+                    runtime: Sequence[str] | Mapping[str, Any] = (), complete: bool = True) -> dict[str, Any]:
+    """``params`` checked against ``target``'s signature, converted (see ``iclx.schema``); imported
+    lazily so that importing the registry (and ``iclx --help``) does not import pydantic."""
+    import iclx.schema as schema
 
-
-def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
-    fn = target.__init__ if inspect.isclass(target) and not dataclasses.is_dataclass(target) else target
-    try:
-        return typing.get_type_hints(fn)
-    except Exception:  # unresolvable forward references: skip type checks rather than fail
-        return {}
-
-
-def check_arguments(
-    label: str,
-    target: Callable[..., Any],
-    params: dict[str, Any],
-    *,
-    key: str,
-    runtime: Mapping[str, Any] = {},
-) -> dict[str, Any]:
-    """Check config ``params`` (at ``key``) against ``target``'s signature; return them conformed.
-
-    ``label`` names the target in messages, e.g. ``selector 'knn'`` or ``lightning.Trainer``.
-    """
-    signature = _signature_params(target)
-    configurable = [p for p in signature if p not in runtime]
-    for pname in params:
-        if pname in runtime:
-            raise ConfigError(f"{key}.{pname}: {label} gets '{pname}' from iclx at run time; remove it from the config")
-        if pname not in signature and not _accepts_any_keyword(target):
-            raise ConfigError(
-                f"{label} has no parameter '{pname}' ({key}.{pname}). "
-                f"Its parameters: {', '.join(configurable) or '(none)'}{did_you_mean(pname, configurable)}"
-            )
-    for pname, p in signature.items():
-        if p.default is inspect.Parameter.empty and pname not in params and pname not in runtime:
-            raise ConfigError(f"{key}.{pname} is required by {label} but is not set")
-    hints = _type_hints(target)
-    out = dict(params)
-    for pname, value in params.items():
-        annotation = hints.get(pname)
-        if annotation is None:
-            continue
-        ok, converted = _conform(value, annotation)
-        if not ok:
-            raise ConfigError(f"{key}.{pname} must be {_describe(annotation)}, got {type(value).__name__} {value!r}")
-        out[pname] = converted
-    return out
-
-
-def _conform(value: Any, annotation: Any) -> tuple[bool, Any]:
-    """Whether ``value`` fits ``annotation``, and the value converted where a config cannot say it
-    exactly (a YAML list for a tuple, an int for a float, a string for a Path)."""
-    if annotation is Any or annotation is inspect.Parameter.empty:
-        return True, value
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            ok, converted = _conform(value, arg)
-            if ok:
-                return True, converted
-        return False, value
-    if origin is typing.Literal:
-        return value in args, value
-    if annotation is type(None):
-        return value is None, value
-    if annotation is bool:
-        return isinstance(value, bool), value
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if annotation is float:
-        if isinstance(value, bool):
-            return False, value
-        return isinstance(value, (int, float)), float(value) if isinstance(value, (int, float)) else value
-    if annotation is str:
-        return isinstance(value, str), value
-    if annotation is Path:
-        return isinstance(value, (str, Path)), Path(value) if isinstance(value, (str, Path)) else value
-    container = origin or annotation
-    if container in (list, tuple, Sequence):
-        if not isinstance(value, (list, tuple)):
-            return False, value
-        # list[X], Sequence[X] and tuple[X, ...] check their items; other tuples only their kind
-        homogeneous = container is not tuple or (len(args) == 2 and args[1] is Ellipsis)
-        item_type = args[0] if args and homogeneous else Any
-        items = []
-        for item in value:
-            ok, converted = _conform(item, item_type)
-            if not ok:
-                return False, value
-            items.append(converted)
-        return True, tuple(items) if container is tuple else items
-    if container in (dict, Mapping):
-        if not isinstance(value, dict):
-            return False, value
-        if len(args) == 2:
-            out = {}
-            for k, v in value.items():
-                ok, converted = _conform(v, args[1])
-                if not ok:
-                    return False, value
-                out[k] = converted
-            return True, out
-        return True, value
-    if inspect.isclass(annotation):
-        return isinstance(value, annotation), value
-    return True, value
-
-
-def _describe(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
-    if annotation is type(None):
-        return "null"
-    if origin in (list, tuple, Sequence):
-        return f"a list of {_describe(args[0])}" if args else "a list"
-    if origin in (dict, Mapping):
-        return "a mapping"
-    return getattr(annotation, "__name__", str(annotation))
+    return schema.check_arguments(label, target, params, key=key, runtime=list(runtime), complete=complete,
+                                  check_component=check)

@@ -33,6 +33,7 @@ def iclx_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
     )
     env.pop("ICLX_DEBUG", None)
+    env.pop("WANDB_SERVICE", None)  # an in-process W&B run of an earlier test leaves its service's address
     env.update(extra)
     return env
 

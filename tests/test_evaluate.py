@@ -112,7 +112,7 @@ def test_bad_evaluate_settings_are_named(in_tmp, ginc_bundle, capsys):
     assert run_cli(evaluate_args(ginc_bundle, "evaluate.normalization=avg", "evaluate.selectors=[random]")) == 1
     assert "iclx: evaluate.normalization must be one of 'sum', 'mean', got str 'avg'" in capsys.readouterr().err
     assert run_cli(evaluate_args(ginc_bundle, "evaluate.shots=[2,-1]", "evaluate.selectors=[random]")) == 1
-    assert "iclx: evaluate.shots must be a non-empty list of integers >= 0" in capsys.readouterr().err
+    assert "iclx: evaluate.shots[1] must be >= 0, got -1" in capsys.readouterr().err
 
 
 def test_selector_sweep_pretrains_once_and_evaluates_the_swept_selector():

@@ -84,7 +84,7 @@ def test_a_key_is_the_hash_of_the_material_in_its_manifest(in_tmp):
     for kind in ("tokenizer", "pack", "pretrain"):
         (manifest_file,) = (in_tmp / "cache" / kind).glob(f"*/{MANIFEST}")
         manifest = json.loads(manifest_file.read_text())
-        assert manifest["material"]["kind"] == kind and manifest["material"]["version"] == lineage.KINDS[kind].version
+        assert manifest["material"]["kind"] == kind and manifest["material"]["version"] == lineage.ARTIFACTS[kind].version
         assert config_key(manifest["material"]) == manifest["key"] == manifest_file.parent.name
     pretrain = json.loads(next((in_tmp / "cache" / "pretrain").glob(f"*/{MANIFEST}")).read_text())["material"]
     pack_key = next((in_tmp / "cache" / "pack").glob(f"*/{MANIFEST}")).parent.name
@@ -113,8 +113,8 @@ def test_a_version_bump_rebuilds_exactly_that_artifact_and_its_downstream(in_tmp
     assert built == {"tokenizer": "no tokenizer artifact in the cache yet", "pack": "no pack artifact in the cache yet",
                      "pretrain": "no pretrain artifact in the cache yet", "hardware": "no hardware artifact in the cache yet"}
 
-    pack = lineage.KINDS["pack"]
-    monkeypatch.setitem(lineage.KINDS, "pack", lineage.Kind(**{**pack.__dict__, "version": pack.version + 1}))
+    pack = lineage.ARTIFACTS["pack"]
+    monkeypatch.setitem(lineage.ARTIFACTS, "pack", lineage.ArtifactKind(**{**pack.__dict__, "version": pack.version + 1}))
     assert run_cli([*TINY, "hydra.run.dir=second"]) == 0
     built, reused = built_and_reused(run_log(in_tmp / "second"))
     assert built == {"pack": f"code version {pack.version} -> {pack.version + 1}", "pretrain": "upstream pack changed"}
@@ -130,11 +130,11 @@ def test_a_config_change_names_the_key_that_changed(in_tmp):
     assert {"tokenizer", "pack"} <= reused
 
 
-@pytest.mark.parametrize("kind", sorted(k for k, spec in lineage.KINDS.items() if spec.config is not None))
+@pytest.mark.parametrize("kind", sorted(k for k, spec in lineage.ARTIFACTS.items() if spec.config is not None))
 def test_every_config_kind_has_a_material_from_the_config_alone(kind):
     from conftest import compose_config
 
     cfg = compose_config(["~experiment"])
     material = lineage.Lineage(cfg).material(kind)
-    assert material["kind"] == kind and set(material["upstream"]) == set(lineage.KINDS[kind].upstream)
+    assert material["kind"] == kind and set(material["upstream"]) == set(lineage.ARTIFACTS[kind].upstream)
     assert lineage.Lineage(cfg).key(kind) == config_key(material)

@@ -224,7 +224,7 @@ def test_approximate_index_recalls_the_exact_neighbours():
 
 def test_bad_index_and_embedder_config_say_which_key():
     with pytest.raises(ConfigError, match=r"kNN index has no parameter 'nprob' \(data\.order\.index\.nprob\)"):
-        build("data/order", {"name": "iclm", "embedder": {"name": "test"}, "index": {"nprob": 4}}, key="data.order")
+        build("data/order", {"name": "iclm", "embedder": {"name": "hashing"}, "index": {"nprob": 4}}, key="data.order")
     with pytest.raises(ConfigError, match=r"data\.order\.embedder is required by data/order 'iclm'"):
         build("data/order", {"name": "iclm"}, key="data.order")
     x = normalize(np.random.default_rng(0).normal(size=(100, 8)))

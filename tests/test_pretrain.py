@@ -172,7 +172,7 @@ def test_bad_inputs_stop_with_one_line(in_tmp, capsys):
     (in_tmp / "empty.txt").write_text("\n  \n")
     assert error("data=text_files", f"data.paths={in_tmp}/empty.txt").startswith("iclx: data: the corpus is empty")
     assert error("data=text_files").startswith("iclx: data.paths is required by data 'text_files'")
-    assert error("pretrain.resume=sometimes") == "iclx: pretrain.resume must be 'auto' or 'never', got 'sometimes'"
+    assert error("pretrain.resume=sometimes") == "iclx: pretrain.resume must be one of 'auto', 'never', got str 'sometimes'"
     assert error("stages=[generate]").startswith("iclx: no pre-trained model for this config: artifact pretrain/")
 
 

@@ -33,7 +33,7 @@ def test_build_from_dictconfig_converts_values():
 def test_unknown_name_lists_known_and_suggests():
     with pytest.raises(ConfigError) as e:
         build("widget", {"name": "gera", "teeth": 1})
-    assert str(e.value) == "unknown widget 'gera'. Known: gear, gearbox (did you mean 'gear'?)"
+    assert str(e.value) == "unknown widget 'gera' (widget.name). Known: gear, gearbox (did you mean 'gear'?)"
 
 
 def test_unknown_parameter_names_key_and_lists_parameters():
@@ -113,3 +113,13 @@ def test_same_name_twice_from_different_objects_is_an_error():
 def test_did_you_mean():
     assert did_you_mean("knm", ["knn", "mmr", "random"]) == " (did you mean 'knn'?)"
     assert did_you_mean("zzz", ["knn"]) == ""
+
+
+def test_a_registered_class_is_named_by_its_registration():
+    assert Gear.name == "gear"
+
+    class Named:
+        name = "other"
+
+    with pytest.raises(ConfigError, match=r"says name = 'other' but is registered as 'named'$"):
+        register("widget", "named")(Named)

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from iclx import registry
 from iclx.errors import ConfigError, DataError
 from iclx.registry import build
-from iclx.selectors.base import SelectionContext
+from iclx.selectors.base import SelectionContext, Selector
 from iclx.selectors.dpp import greedy_map
 from iclx.selectors.mmr import mmr_order
 from iclx.selectors.quality import label_agreement
@@ -18,13 +19,22 @@ from iclx.tasks.example import Example
 
 WORDS = "film movie plot actor scene story script music camera light dark funny sad slow quick warm cold long short".split()
 SMALL_EMBEDDER = {"name": "hashing", "dim": 512}
-# every selector but epr (tests/test_selectors_epr.py), with its fast settings
+FAST_SETTINGS = {"embedder": SMALL_EMBEDDER, "fetch_k": 8}  # applied to the selectors that take them
+LEARNS_FROM_THE_LM = {"epr"}  # needs a run and an LM scorer: tests/test_selectors_epr.py gives it both
+
+registry.load_plugins(["iclx_test_plugin"])  # its selector 'in_order' keeps the contract like the built-ins
+
+
+def contract_config(name: str) -> dict:
+    parameters = registry.parameters("selector", name)
+    return {"name": name, **{k: v for k, v in FAST_SETTINGS.items() if k in parameters}}
+
+
+# every registered Selector (built-in or plugin), with its fast settings
 CONFIGS = {
-    "random": {"name": "random"},
-    "knn": {"name": "knn", "embedder": SMALL_EMBEDDER},
-    "mmr": {"name": "mmr", "embedder": SMALL_EMBEDDER, "fetch_k": 8},
-    "dpp": {"name": "dpp", "embedder": SMALL_EMBEDDER, "fetch_k": 8},
-    "bm25": {"name": "bm25"},
+    name: contract_config(name)
+    for name in registry.known("selector")
+    if issubclass(registry.get("selector", name), Selector) and name not in LEARNS_FROM_THE_LM
 }
 
 
@@ -243,3 +253,22 @@ def test_on_sst2_similar_demonstrations_share_the_query_label_more_often(shared_
     assert 0.44 < agreement["random"] < 0.58
     assert agreement["knn"] > agreement["random"] + 0.07
     assert agreement["bm25"] > agreement["random"] + 0.05
+
+
+# --- extension: a plugin selector is one module + one YAML ------------------------------------
+
+
+def test_a_plugin_selector_composes_validates_and_keeps_the_contract():
+    from iclx.config_check import validate_config
+
+    from conftest import PLUGINS, compose_config
+
+    found = [f"hydra.searchpath=[file://{PLUGINS / 'conf'}]", "plugins=[iclx_test_plugin]", "selector=in_order"]
+    cfg = compose_config(found)
+    assert dict(cfg.selector) == {"name": "in_order", "offset": 3}  # tests/plugins/conf/selector/in_order.yaml
+    assert validate_config(cfg) >= 7
+    assert "in_order" in CONFIGS  # so every contract test above runs on it too
+    assert build("selector", cfg.selector).fit(make_pool(6)).select(make_pool(2, prefix="q"), 3) == [[3, 4, 5]] * 2
+    with pytest.raises(ConfigError, match=r"^selector 'in_order' has no parameter 'ofset' \(selector\.ofset\)\. "
+                                          r"Its parameters: offset \(did you mean 'offset'\?\)$"):
+        validate_config(compose_config([*found, "+selector.ofset=1"]))

@@ -9,7 +9,7 @@ import time
 from iclx.cli import run_cli
 from iclx.pretraining import WANDB_RUN_FILE
 
-from conftest import read_summary
+from conftest import read_summary, run_iclx
 from wandb_records import run_contents
 
 TINY_PRETRAIN = [
@@ -23,13 +23,13 @@ TINY_PRETRAIN = [
 
 def offline_run(folder):
     (wandb_run,) = (folder / "wandb").glob("offline-run-*")
-    log_file = next(wandb_run.glob("run-*.wandb"))
-    for _ in range(60):  # W&B's service process may still be flushing the log after wandb.finish()
-        contents = run_contents(log_file)
+    for _ in range(60):  # W&B's service process may still be writing the log after wandb.finish()
+        log_file = next(wandb_run.glob("run-*.wandb"), None)
+        contents = run_contents(log_file) if log_file else {"run": None}
         if contents["run"] is not None:
             return wandb_run, contents
         time.sleep(0.5)
-    raise AssertionError(f"no run record in {log_file}")
+    raise AssertionError(f"no run record in {wandb_run}")
 
 
 def offline_w_and_b(monkeypatch):
@@ -38,10 +38,12 @@ def offline_w_and_b(monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
 
 
-def test_a_sweep_summary_is_one_more_run_of_the_group(in_tmp, monkeypatch):
-    offline_w_and_b(monkeypatch)
-    assert run_cli(["-m", "plugins=[iclx_test_plugin]", "stages=[echo]", "seed=0,1", "logger=wandb", "sweep_name=seeds"]) == 0
-    (sweep_dir,) = (in_tmp / "sweeps" / "seeds").iterdir()
+def test_a_sweep_summary_is_one_more_run_of_the_group(tmp_path):
+    # a process of its own, as a sweep runs: W&B's in-process state from earlier tests stays out of it
+    proc = run_iclx(tmp_path, "-m", "plugins=[iclx_test_plugin]", "stages=[echo]", "seed=0,1", "logger=wandb",
+                    "sweep_name=seeds", WANDB_MODE="offline", WANDB_SILENT="true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (sweep_dir,) = (tmp_path / "sweeps" / "seeds").iterdir()
     jobs = [offline_run(sweep_dir / job)[1]["run"] for job in ("0", "1")]
     assert [(r.run_group, r.job_type) for r in jobs] == [("seeds", "echo"), ("seeds", "echo")]
     summary_dir, summary = offline_run(sweep_dir)

@@ -19,15 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from iclx.config_check import COMPONENT_SECTIONS
 from iclx.data.document import Document
 from iclx.errors import ConfigError, DataError
-from iclx.registry import _plain, build
+from iclx.registry import KINDS, _plain, build
 
 log = logging.getLogger("iclx")
 
 # keys of cfg.data that configure the pipeline around the source, not the source itself
-NON_SOURCE_KEYS = COMPONENT_SECTIONS["data"][1]
+NON_SOURCE_KEYS = tuple(KINDS["data"].subsections)
 
 
 class CorpusSource(ABC):

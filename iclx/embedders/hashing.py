@@ -25,8 +25,6 @@ WORD = re.compile(r"\w+|[^\w\s]")
 
 @register("embedder", "hashing")
 class HashingEmbedder(Embedder):
-    name = "hashing"
-
     def __init__(
         self,
         dim: int = 4096,

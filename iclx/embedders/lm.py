@@ -35,8 +35,6 @@ class TextEncoder(Protocol):
 
 @register("embedder", "lm")
 class LMEmbedder(Embedder):
-    name = "lm"
-
     def __init__(
         self,
         model: HiddenStateModel | None = None,

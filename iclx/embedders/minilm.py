@@ -38,8 +38,6 @@ def load_sentence_transformer(device: str) -> Any:
 
 @register("embedder", "minilm")
 class MiniLMEmbedder(Embedder):
-    name = "minilm"
-
     def __init__(self, batch_size: int = 64, max_seq_length: int = 128, device: str = "cpu"):
         super().__init__()
         self.batch_size = batch_size

@@ -10,7 +10,7 @@ head tied to the token embedding. Presets: ``gpt_tiny`` (CPU quickstart), ``gpt_
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -74,8 +74,6 @@ class Block(nn.Module):
 
 @register("model", "gpt")
 class GPT(CausalLM):
-    name = "gpt"
-
     def __init__(
         self,
         vocab_size: int,
@@ -91,13 +89,9 @@ class GPT(CausalLM):
     ):
         """``d_ff``: the MLP's hidden width (null: 4 * d_model)."""
         super().__init__()
-        if d_model % n_head:
-            raise ConfigError(f"model.d_model ({d_model}) must be divisible by model.n_head ({n_head})")
-        if positional == "rope" and (d_model // n_head) % 2:
-            raise ConfigError(f"model.positional=rope needs an even head size, got d_model/n_head = {d_model // n_head}")
-        for key, value in [("max_seq_len", max_seq_len), ("n_layer", n_layer), ("n_head", n_head), ("vocab_size", vocab_size)]:
-            if value < 1:
-                raise ConfigError(f"model.{key} must be positive, got {value}")
+        if vocab_size < 1:
+            raise ConfigError(f"model.vocab_size must be positive, got {vocab_size}")
+        self.check_config(dict(max_seq_len=max_seq_len, n_layer=n_layer, n_head=n_head, d_model=d_model, positional=positional))
         d_ff = d_ff or 4 * d_model
         self.config = dict(max_seq_len=max_seq_len, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff,
                            dropout=dropout, bias=bias, positional=positional, rope_base=rope_base)
@@ -115,6 +109,18 @@ class GPT(CausalLM):
         for name, p in self.named_parameters():
             if name.endswith(("attn.proj.weight", "mlp.2.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+    @classmethod
+    def check_config(cls, values: dict[str, Any], key: str = "model") -> None:
+        """What the types cannot say, checked before any stage runs (by ``iclx.schema``) and here."""
+        for name in ("max_seq_len", "n_layer", "n_head", "d_model"):
+            if values[name] < 1:
+                raise ConfigError(f"{key}.{name} must be positive, got {values[name]}")
+        d_model, n_head = values["d_model"], values["n_head"]
+        if d_model % n_head:
+            raise ConfigError(f"{key}.d_model ({d_model}) must be divisible by {key}.n_head ({n_head})")
+        if values["positional"] == "rope" and (d_model // n_head) % 2:
+            raise ConfigError(f"{key}.positional=rope needs an even head size, got d_model/n_head = {d_model // n_head}")
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:

@@ -8,6 +8,8 @@ for ``gpt2``), which is how the tests build one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -22,9 +24,8 @@ _CONFIG_BOOKKEEPING = ("architectures", "model_type", "transformers_version", "_
 
 @register("model", "hf")
 class HFCausalLM(CausalLM):
-    name = "hf"
-
-    def __init__(self, vocab_size: int, path: str | None = None, architecture: str = "gpt2", config: dict[str, Any] | None = None):
+    def __init__(self, vocab_size: int, path: str | None = None, architecture: str = "gpt2",
+                 config: Mapping[str, Any] = MappingProxyType({})):  # read-only: a shared default never changes
         super().__init__()
         try:
             import transformers

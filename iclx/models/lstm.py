@@ -16,8 +16,6 @@ from iclx.registry import register
 
 @register("model", "lstm")
 class LSTMLM(CausalLM):
-    name = "lstm"
-
     def __init__(self, vocab_size: int, d_model: int = 256, n_layer: int = 2, dropout: float = 0.0, max_seq_len: int = 512):
         super().__init__()
         for key, value in [("d_model", d_model), ("n_layer", n_layer), ("max_seq_len", max_seq_len), ("vocab_size", vocab_size)]:

@@ -28,7 +28,7 @@ class RegressionGPT(nn.Module):
     def __init__(
         self,
         d: int,
-        layers: int = 2,
+        layers: int = 3,
         width: int = 64,
         heads: int = 4,
         mlp_ratio: int = 4,

@@ -93,7 +93,7 @@ class LinearRegressionProbe:
     noise_std: float = 0.0  # label noise
     batch_size: int = 256  # tasks per training step, fresh every step
     max_steps: int = 2000  # training steps unless trainer.max_steps says otherwise
-    tune_tasks: int = 8192  # held-out tasks the references' step sizes are tuned on
+    tune_tasks: int = 65536  # held-out tasks the references' step sizes are tuned on
     eval_tasks: int = 8192  # held-out tasks every method is scored on
 
     def __post_init__(self) -> None:

@@ -51,8 +51,6 @@ class BM25Index:
 
 @register("selector", "bm25")
 class BM25Selector(Selector):
-    name = "bm25"
-
     def __init__(self, k1: float = 1.5, b: float = 0.75, method: Variant = "lucene", stopwords: str | None = None):
         self.params = dict(k1=k1, b=b, method=method, stopwords=stopwords)
         import_bm25s()  # a missing optional package fails when the config is built, not mid-run

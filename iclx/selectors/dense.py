@@ -7,13 +7,13 @@ a query's shortlist is its most similar pool examples by cosine, the query itsel
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 
 from iclx.embedders import build_embedder, cached_vectors
 from iclx.embedders.index import VectorIndex
+from iclx.schema import EmbedderConfig
 from iclx.selectors.base import Selector, first_k
 from iclx.tasks.example import Example
 
@@ -35,7 +35,7 @@ def single_threaded_blas() -> Iterator[None]:
 
 
 class EmbeddingSelector(Selector):
-    def __init__(self, embedder: Mapping[str, Any] | None = None, index: str = "Flat", nprobe: int = 16):
+    def __init__(self, embedder: EmbedderConfig | None = None, index: str = "Flat", nprobe: int = 16):
         self.embedder_cfg = dict(embedder or DEFAULT_EMBEDDER)
         self.index_factory = index
         self.nprobe = nprobe

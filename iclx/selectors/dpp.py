@@ -16,13 +16,11 @@ span remain, e.g. duplicates), the rest are filled in order of relevance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 from iclx.errors import ConfigError
 from iclx.registry import register
+from iclx.schema import EmbedderConfig
 from iclx.selectors.dense import EmbeddingSelector, single_threaded_blas
 from iclx.tasks.example import Example
 
@@ -53,11 +51,9 @@ def greedy_map(kernel: np.ndarray, k: int) -> np.ndarray:
 
 @register("selector", "dpp")
 class DPPSelector(EmbeddingSelector):
-    name = "dpp"
-
     def __init__(
         self,
-        embedder: Mapping[str, Any] | None = None,
+        embedder: EmbedderConfig | None = None,
         alpha: float = 3.0,
         fetch_k: int = 32,
         index: str = "Flat",

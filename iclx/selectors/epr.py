@@ -41,6 +41,7 @@ from iclx.embedders.index import VectorIndex
 from iclx.errors import ConfigError
 from iclx.optim import lightning_optimizers
 from iclx.registry import register
+from iclx.schema import EmbedderConfig, OptimizerConfig
 from iclx.selectors.base import Selector, first_k
 from iclx.selectors.bm25 import BM25Index
 from iclx.tasks.example import Example
@@ -110,11 +111,9 @@ class ContrastiveTraining(lightning.LightningModule):
 
 @register("selector", "epr")
 class EPRSelector(Selector):
-    name = "epr"
-
     def __init__(
         self,
-        embedder: Mapping[str, Any] | None = None,
+        embedder: EmbedderConfig | None = None,
         shortlist: Literal["bm25", "knn"] = "bm25",
         candidates: int = 32,
         train_queries: int = 512,
@@ -124,7 +123,7 @@ class EPRSelector(Selector):
         temperature: float = 0.05,
         batch_size: int = 32,
         steps: int = 300,
-        optimizer: Mapping[str, Any] | None = None,
+        optimizer: OptimizerConfig | None = None,
         index: str = "Flat",
         nprobe: int = 16,
     ):

@@ -14,7 +14,5 @@ from iclx.tasks.example import Example
 
 @register("selector", "knn")
 class KNNSelector(EmbeddingSelector):
-    name = "knn"
-
     def _select(self, queries: list[Example], k: int) -> list[list[int]]:
         return [ids[:k].tolist() for ids, _ in self.shortlist(queries, k)]

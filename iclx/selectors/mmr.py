@@ -10,13 +10,11 @@ plain kNN, ``0`` pure diversity. The shortlist holds at least k examples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 from iclx.errors import ConfigError
 from iclx.registry import register
+from iclx.schema import EmbedderConfig
 from iclx.selectors.dense import EmbeddingSelector, single_threaded_blas
 from iclx.tasks.example import Example
 
@@ -37,11 +35,9 @@ def mmr_order(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_mult: f
 
 @register("selector", "mmr")
 class MMRSelector(EmbeddingSelector):
-    name = "mmr"
-
     def __init__(
         self,
-        embedder: Mapping[str, Any] | None = None,
+        embedder: EmbedderConfig | None = None,
         lambda_mult: float = 0.5,
         fetch_k: int = 32,
         index: str = "Flat",

@@ -17,8 +17,6 @@ from iclx.tasks.example import Example
 
 @register("selector", "random")
 class RandomSelector(Selector):
-    name = "random"
-
     def _fit(self) -> None:
         pass
 

@@ -18,8 +18,6 @@ MAX_VOCAB = 2**32  # packed shards store ids as uint32 at most
 
 @register("tokenizer", "bpe")
 class BPETokenizer(HFTokenizer):
-    name = "bpe"
-
     def __init__(self, vocab_size: int = 8192, min_frequency: int = 2):
         if not 258 <= vocab_size <= MAX_VOCAB:
             raise ConfigError(

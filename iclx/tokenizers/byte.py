@@ -14,7 +14,6 @@ from iclx.tokenizers.base import Tokenizer
 
 @register("tokenizer", "byte")
 class ByteTokenizer(Tokenizer):
-    name = "byte"
     eos_id = 256
     bos_id = 257
 

@@ -20,7 +20,6 @@ SPECIALS = (EOS, BOS, UNK)
 
 @register("tokenizer", "char")
 class CharTokenizer(Tokenizer):
-    name = "char"
     eos_id, bos_id, unk_id = 0, 1, 2
 
     def __init__(self, max_chars: int | None = None):

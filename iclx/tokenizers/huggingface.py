@@ -68,8 +68,6 @@ class HFTokenizer(Tokenizer):
 
 @register("tokenizer", "pretrained")
 class PretrainedTokenizer(HFTokenizer):
-    name = "pretrained"
-
     def __init__(self, path: str, eos: str | None = None, bos: str | None = None):
         """``eos``/``bos``: special token strings; by default the usual ones found in the vocabulary.
         Without any EOS the tokenizer gets a new ``<eos>`` token (the model's vocabulary grows by one)."""

@@ -16,8 +16,6 @@ from iclx.tokenizers.huggingface import HFTokenizer
 
 @register("tokenizer", "word")
 class WordTokenizer(HFTokenizer):
-    name = "word"
-
     def __init__(self, vocab_size: int | None = None, min_frequency: int = 1):
         """``vocab_size``: keep the most frequent words only (null: every word seen)."""
         if vocab_size is not None and vocab_size < 4:

@@ -1,7 +1,8 @@
-"""A plugin module for the CLI tests: `plugins=[iclx_test_plugin]` registers these stages."""
+"""A plugin module for the tests: `plugins=[iclx_test_plugin]` registers these stages and selectors."""
 
 from iclx.errors import DataError
 from iclx.registry import register
+from iclx.selectors.base import Selector
 
 
 @register("stage", "echo")
@@ -52,3 +53,19 @@ def exit_on_seed(run):
     if str(run.seed) == os.environ.get("ICLX_TEST_EXIT_SEED"):
         os._exit(9)
     return {"passed": 1}
+
+
+@register("selector", "in_order")
+class InOrderSelector(Selector):
+    """A plugin selector (with conf/selector/in_order.yaml beside it): the pool in its own order,
+    starting at ``offset``, the query itself left out. Shows a new selector needs one module + one YAML."""
+
+    def __init__(self, offset: int = 0):
+        self.offset = offset
+
+    def _fit(self) -> None:
+        pass
+
+    def _select(self, queries, k):
+        order = [(self.offset + i) % len(self.pool) for i in range(len(self.pool))]
+        return [[i for i in order if i != self.own_index(query)][:k] for query in queries]

@@ -23,6 +23,7 @@ import numpy as np
 
 from iclx.data.document import Document
 from iclx.registry import register
+from iclx.schema import EmbedderConfig
 
 log = logging.getLogger("iclx")
 
@@ -53,7 +54,7 @@ class DocumentOrder(ABC):
 
     allows_repeats = False
 
-    def __init__(self, embedder: dict[str, Any] | None = None):
+    def __init__(self, embedder: EmbedderConfig | None = None):
         self.embedder = embedder
 
     @abstractmethod

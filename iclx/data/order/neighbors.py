@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
 from iclx.data.order.base import DocumentOrder
 from iclx.errors import ConfigError
+from iclx.schema import EmbedderConfig, Fields
 
 SEARCH_BATCH = 16384  # queries per FAISS call: one progress-bar step, bounded result memory
 # IVF centroids are trained on this many documents per list (FAISS's default is 256): k-means
@@ -44,6 +45,9 @@ class IndexSpec:
         return n < self.exact_below
 
 
+IndexConfig = Annotated[dict[str, Any], Fields(IndexSpec, "kNN index")]  # an ordering's ``index:`` section
+
+
 class NeighbourGraphOrder(DocumentOrder):
     """An ordering built on the kNN graph of the document embeddings (``iclm``, ``knn_concat``).
 
@@ -53,10 +57,10 @@ class NeighbourGraphOrder(DocumentOrder):
 
     def __init__(
         self,
-        embedder: dict[str, Any],
+        embedder: EmbedderConfig,
         k: int = 10,
         near_duplicate: float | None = 0.9,
-        index: dict[str, Any] | None = None,
+        index: IndexConfig | None = None,
     ):
         super().__init__(embedder)
         self.k = k
