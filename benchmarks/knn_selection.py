@@ -76,7 +76,7 @@ def main() -> None:
         selector = build("selector", cfg).fit(pool, context)
         fit_seconds = time.perf_counter() - start
         for breadth in breadths:
-            selector.index.set_search_breadth(max(breadth, 1))
+            selector.index.set_search_breadth(nprobe=max(breadth, 1), ef_search=max(breadth, 1))
             start = time.perf_counter()
             chosen = np.asarray(selector.select(queries, args.k))
             seconds = time.perf_counter() - start

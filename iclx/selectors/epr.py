@@ -38,7 +38,7 @@ from torch import nn
 from iclx.artifacts import config_key
 from iclx.embedders import build_embedder, cached_vectors
 from iclx.embedders.base import texts_digest
-from iclx.embedders.index import VectorIndex
+from iclx.embedders.index import VectorIndex, selector_index_spec
 from iclx.errors import ConfigError
 from iclx.optim import lightning_optimizers
 from iclx.registry import register
@@ -143,8 +143,7 @@ class EPRSelector(Selector):
             hard_negatives=hard_negatives, hidden=hidden, temperature=temperature, batch_size=batch_size,
             steps=steps, optimizer=dict(optimizer or DEFAULT_OPTIMIZER),
         )
-        self.index_factory = index
-        self.nprobe = nprobe
+        self.index_spec = selector_index_spec(index, nprobe)
         self.training_stats: dict[str, float] = {}
 
     # --- fit: embed, score, train (or load), index -------------------------------------------------
@@ -181,7 +180,7 @@ class EPRSelector(Selector):
                 self._train(Path(folder), steps)
                 self._load(Path(folder))
         pool_codes = self._encode(self.encoder.candidate, self.candidate_vectors)
-        self.index = VectorIndex(pool_codes, self.index_factory, self.nprobe, seed=ctx.seed, key="selector.index")
+        self.index = VectorIndex(pool_codes, self.index_spec, seed=ctx.seed, key="selector.index")
 
     def _load(self, folder: Path) -> None:
         self.encoder = DualEncoder(self.input_vectors.shape[1], self.train_cfg["hidden"])
