@@ -32,7 +32,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from iclx.data.corpus import split_documents  # noqa: E402
-from iclx.data.ginc import GincLanguage  # noqa: E402
+from iclx.data.ginc import ginc_documents  # noqa: E402
+from iclx.ginc import GincLanguage  # noqa: E402
 from iclx.data.packing import pack  # noqa: E402
 from iclx.data.text_files import split_text  # noqa: E402
 from iclx.data.windows import WindowDataset, WindowSampler  # noqa: E402
@@ -56,7 +57,7 @@ def load() -> str:
 
 
 def packed_ginc(folder: Path, n_documents: int = 1000) -> tuple[Path, int]:
-    docs = GincLanguage().documents(n_documents, 1024)
+    docs = ginc_documents(GincLanguage(), n_documents, 1024)
     tokenizer = build("tokenizer", {"name": "word"})
     tokenizer.train(d.text for d in docs)
     train, val = split_documents(docs, 0.02, 0)
@@ -184,7 +185,7 @@ def main() -> None:
     text_docs = split_text(wiki, "blank_line")
     bpe = build("tokenizer", {"name": "bpe", "vocab_size": 4096})
     bpe.train(text_docs)
-    ginc_docs = [d.text for d in GincLanguage().documents(300, 1024)]
+    ginc_docs = [d.text for d in ginc_documents(GincLanguage(), 300, 1024)]
     word = build("tokenizer", {"name": "word"})
     word.train(ginc_docs)
     rows = []

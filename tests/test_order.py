@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from iclx.data.document import Document
-from iclx.data.ginc import GincLanguage
+from iclx.data.ginc import ginc_documents
+from iclx.ginc import GincLanguage
 from iclx.data.order.base import OrderContext
 from iclx.data.order.iclm import greedy_path, near_duplicates
 from iclx.data.order.knn_concat import neighbour_groups
@@ -29,7 +30,7 @@ GINC_EMBEDDER = {"name": "hashing", "word_ngrams": [2, 2], "char_ngrams": [0, 0]
 
 @pytest.fixture(scope="module")
 def ginc() -> tuple[list[Document], np.ndarray, np.ndarray]:
-    docs = GincLanguage(seed=0).documents(1200, 63)
+    docs = ginc_documents(GincLanguage(seed=0), 1200, 63)
     token_counts = np.full(len(docs), 64)
     return docs, embed_cached(None, GINC_EMBEDDER, [d.text for d in docs]), token_counts
 
