@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from iclx.registry import build
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.tasks.base import load_task
 from iclx.tasks.icl import ICLEvaluator, ScoringSettings, choose_demonstrations
 from iclx.tasks.scoring import score_labels, score_labels_naive

@@ -21,7 +21,7 @@ import numpy as np
 from iclx.embedders.base import Embedder, normalize
 from iclx.registry import build, register
 from iclx.selectors.base import SelectionContext
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.tasks.example import Example
 
 INDEXES = {"Flat": [0], "IVF256,Flat": [4, 16], "HNSW32": [32, 128]}  # factory -> search breadths tried

@@ -39,7 +39,7 @@ from iclx.data.text_files import split_text  # noqa: E402
 from iclx.data.windows import WindowDataset, WindowSampler  # noqa: E402
 from iclx.optim import build_optimizer, build_scheduler  # noqa: E402
 from iclx.registry import build  # noqa: E402
-from iclx.sweep_summary import format_table  # noqa: E402
+from iclx.tables import format_table  # noqa: E402
 from iclx.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
 from iclx.tokenizers.base import encode_documents  # noqa: E402
 from iclx.training import cpu_supports_bf16  # noqa: E402

@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    from iclx.sweep_summary import format_table
+    from iclx.tables import format_table
 
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}, threads: {args.threads}", flush=True)
     rows = []
