@@ -40,7 +40,7 @@ from iclx.data.windows import WindowDataset, WindowSampler  # noqa: E402
 from iclx.optim import build_optimizer, build_scheduler  # noqa: E402
 from iclx.registry import build  # noqa: E402
 from iclx.tables import format_table  # noqa: E402
-from iclx.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
+from iclx.training.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
 from iclx.tokenizers.base import encode_documents  # noqa: E402
 from iclx.training import cpu_supports_bf16  # noqa: E402
 
@@ -100,8 +100,8 @@ def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision:
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from iclx.lm import LMTask, LossHistory, WindowDataModule
-    from iclx.throughput import ThroughputMonitor
+    from iclx.training.lm import LMTask, LossHistory, WindowDataModule
+    from iclx.training.throughput import ThroughputMonitor
 
     class StepClock(L.Callback):
         def __init__(self):

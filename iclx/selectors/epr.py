@@ -25,11 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import lightning
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,12 +39,12 @@ from iclx.embedders import build_embedder, cached_vectors
 from iclx.embedders.base import texts_digest
 from iclx.embedders.index import VectorIndex, selector_index_spec
 from iclx.errors import ConfigError
-from iclx.optim import lightning_optimizers
 from iclx.registry import register
 from iclx.selectors.base import Selector, first_k
 from iclx.selectors.bm25 import BM25Index
 from iclx.tasks.example import Example
 from iclx.training import build_trainer
+from iclx.training.retriever import ContrastiveTraining
 
 log = logging.getLogger("iclx")
 
@@ -76,37 +75,6 @@ class DualEncoder(nn.Module):
         super().__init__()
         self.query = Tower(dim, hidden)
         self.candidate = Tower(dim, hidden)
-
-
-class ContrastiveTraining(lightning.LightningModule):
-    """InfoNCE: each query's own positive against all positives and hard negatives of the batch."""
-
-    def __init__(self, encoder: DualEncoder, temperature: float, optimizer: Mapping[str, Any], total_steps: int):
-        super().__init__()
-        self.encoder = encoder
-        self.temperature = temperature
-        self.optimizer_cfg = dict(optimizer)
-        self.total_steps = total_steps
-        self.losses: list[float] = []
-
-    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        query_vec, positive_vec, negative_vec, query_id, positive_id, negative_id = batch
-        queries = self.encoder.query(query_vec)
-        candidates = self.encoder.candidate(torch.cat([positive_vec, negative_vec]))
-        logits = queries @ candidates.T / self.temperature
-        # another query's candidate that is this query's positive too, or the query itself, is no negative
-        candidate_id = torch.cat([positive_id, negative_id])
-        own = torch.arange(len(queries), device=logits.device)
-        not_negative = (candidate_id[None, :] == positive_id[:, None]) | (candidate_id[None, :] == query_id[:, None])
-        not_negative[own, own] = False
-        logits = logits.masked_fill(not_negative, float("-inf"))
-        loss = F.cross_entropy(logits, own)
-        self.losses.append(float(loss.detach()))
-        self.log("epr/loss", loss, prog_bar=True)
-        return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return lightning_optimizers(self.encoder, self.optimizer_cfg, self.total_steps)
 
 
 @register("selector", "epr")
