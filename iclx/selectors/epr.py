@@ -131,7 +131,10 @@ class EPRSelector(Selector):
         self.candidate_vectors = cached_vectors(
             ctx.run, self.embedder, [candidate_text(e) for e in self.pool], desc="embedding pool candidates"
         )
-        steps = int(ctx.run.cfg.get("trainer", {}).get("max_steps") or self.train_cfg["steps"])
+        # the retriever trains its own ``steps``, whatever the trainer group's max_steps (e.g.
+        # trainer=debug) says for pre-training; ``steps`` is in the key twice, as it always was,
+        # so that retrievers cached before stay valid
+        steps = self.train_cfg["steps"]
         key_parts = dict(
             train=self.train_cfg, steps=steps, embedder=self.embedder.cache_config(), embedder_fit=self.embedder.fingerprint(),
             seed=ctx.seed, scorer=ctx.scorer_key,
@@ -222,7 +225,7 @@ class EPRSelector(Selector):
         torch.manual_seed(self.context.seed)
         encoder = DualEncoder(self.input_vectors.shape[1], cfg["hidden"])
         module = ContrastiveTraining(encoder, cfg["temperature"], cfg["optimizer"], steps)
-        trainer = build_trainer(run, default_max_steps=steps, max_steps=steps, enable_checkpointing=False)
+        trainer = build_trainer(run, trainer_cfg=self.context.trainer, max_steps=steps, enable_checkpointing=False)
         trainer.fit(module, loader)
         run.advance_step(trainer.global_step)
 
