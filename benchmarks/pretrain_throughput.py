@@ -101,7 +101,7 @@ def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from iclx.training.lm import LMTask, LossHistory, WindowDataModule
-    from iclx.training.throughput import ThroughputMonitor
+    from iclx.training.throughput import TokenThroughput
 
     class StepClock(L.Callback):
         def __init__(self):
@@ -115,7 +115,7 @@ def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision:
     task = LMTask(MODEL, vocab_size, OPTIMIZER, total)
     data = WindowDataModule(folder, SEQ_LEN, BATCH, seed, total)
     clock = StepClock()
-    monitor = ThroughputMonitor(BATCH * SEQ_LEN, task.model.flops_per_token(SEQ_LEN), None)
+    monitor = TokenThroughput(BATCH * SEQ_LEN, task.model.flops_per_token(SEQ_LEN), None)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=total, precision=precision, gradient_clip_val=CLIP,
         logger=False, enable_progress_bar=True, enable_model_summary=False, num_sanity_val_steps=0,

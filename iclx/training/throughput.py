@@ -45,9 +45,17 @@ def precision_dtype(precision: str) -> torch.dtype:
     return torch.float32
 
 
-class ThroughputMonitor(L.Callback):
+class TokenThroughput(L.Callback):
     """Logs ``train/tokens_per_s``, ``train/mfu``, ``train/lr`` and ``train/tokens`` every
-    ``log_every_n_steps`` steps, over the steps since the last log (validation time excluded)."""
+    ``log_every_n_steps`` steps, over the steps since the last log (validation time excluded).
+
+    Not Lightning's ``ThroughputMonitor``: that one takes the peak from a table of datasheet
+    figures (``lightning.fabric.utilities.throughput.get_available_flops``), which has none for
+    CPUs, so it reports no MFU where iclx mostly runs; it averages over a window of batches with a
+    CUDA sync after each; and it logs other names (``train/device/mfu``, ...), which W&B
+    dashboards and summary.json already read here. Its arithmetic (``Throughput``) is the three
+    lines below, so it is not worth the change of names and windows.
+    """
 
     def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops: float | None):
         self.tokens_per_step, self.flops_per_token, self.peak_flops = tokens_per_step, flops_per_token, peak_flops
