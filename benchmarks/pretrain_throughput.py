@@ -33,16 +33,16 @@ import torch  # noqa: E402
 
 from iclx.data.corpus import split_documents  # noqa: E402
 from iclx.data.ginc import ginc_documents  # noqa: E402
-from iclx.ginc import GincLanguage  # noqa: E402
 from iclx.data.packing import pack  # noqa: E402
 from iclx.data.text_files import split_text  # noqa: E402
 from iclx.data.windows import WindowDataset, WindowSampler  # noqa: E402
+from iclx.ginc import GincLanguage  # noqa: E402
 from iclx.optim import build_optimizer, build_scheduler  # noqa: E402
 from iclx.registry import build  # noqa: E402
 from iclx.tables import format_table  # noqa: E402
-from iclx.training.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
 from iclx.tokenizers.base import encode_documents  # noqa: E402
 from iclx.training import cpu_supports_bf16  # noqa: E402
+from iclx.training.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
 
 MODEL = {"name": "gpt", "max_seq_len": 512, "n_layer": 4, "n_head": 4, "d_model": 128}
 OPTIMIZER = {"name": "adamw", "lr": 2e-3, "betas": [0.9, 0.95], "weight_decay": 0.1,

@@ -10,7 +10,6 @@ import pytest
 
 from iclx.data.document import Document
 from iclx.data.ginc import ginc_documents
-from iclx.ginc import GincLanguage
 from iclx.data.order.base import OrderContext
 from iclx.data.order.iclm import greedy_path, near_duplicates
 from iclx.data.order.knn_concat import neighbour_groups
@@ -19,6 +18,7 @@ from iclx.data.order.stats import window_statistics
 from iclx.embedders import embed_cached
 from iclx.embedders.base import normalize
 from iclx.errors import ConfigError
+from iclx.ginc import GincLanguage
 from iclx.registry import build
 
 # GINC documents of 63 words + EOS = 64 tokens; windows of 513 tokens read 512: 8 documents each.
