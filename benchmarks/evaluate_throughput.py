@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from iclx.registry import build
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.tasks.base import load_task
 from iclx.tasks.icl import ICLEvaluator, ScoringSettings, choose_demonstrations
 from iclx.tasks.scoring import score_labels, score_labels_naive
@@ -36,7 +36,8 @@ GPT2_TINY = {"n_layer": 4, "n_head": 4, "n_embd": 128, "n_positions": 1024}
 
 
 def ginc_case(args):
-    from iclx.data.ginc import GincLanguage
+    from iclx.data.ginc import ginc_documents
+    from iclx.ginc import GincLanguage
 
     task = load_task({"name": "ginc", "n_queries": args.queries, "pool_per_group": max(args.k, 1)}, data={"name": "ginc"})
     if args.checkpoint:
@@ -45,7 +46,7 @@ def ginc_case(args):
         model, tokenizer = load_model(args.checkpoint)
     else:
         tokenizer = build("tokenizer", {"name": "word"})
-        tokenizer.train(d.text for d in GincLanguage().documents(200, 1024))
+        tokenizer.train(d.text for d in ginc_documents(GincLanguage(), 200, 1024))
         model = build("model", GPT_TINY, vocab_size=tokenizer.vocab_size)
     return task, model, tokenizer
 

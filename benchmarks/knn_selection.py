@@ -21,7 +21,7 @@ import numpy as np
 from iclx.embedders.base import Embedder, normalize
 from iclx.registry import build, register
 from iclx.selectors.base import SelectionContext
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.tasks.example import Example
 
 INDEXES = {"Flat": [0], "IVF256,Flat": [4, 16], "HNSW32": [32, 128]}  # factory -> search breadths tried
@@ -76,7 +76,7 @@ def main() -> None:
         selector = build("selector", cfg).fit(pool, context)
         fit_seconds = time.perf_counter() - start
         for breadth in breadths:
-            selector.index.set_search_breadth(max(breadth, 1))
+            selector.index.set_search_breadth(nprobe=max(breadth, 1), ef_search=max(breadth, 1))
             start = time.perf_counter()
             chosen = np.asarray(selector.select(queries, args.k))
             seconds = time.perf_counter() - start

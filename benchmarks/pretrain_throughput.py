@@ -32,16 +32,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from iclx.data.corpus import split_documents  # noqa: E402
-from iclx.data.ginc import GincLanguage  # noqa: E402
+from iclx.data.ginc import ginc_documents  # noqa: E402
 from iclx.data.packing import pack  # noqa: E402
 from iclx.data.text_files import split_text  # noqa: E402
 from iclx.data.windows import WindowDataset, WindowSampler  # noqa: E402
+from iclx.ginc import GincLanguage  # noqa: E402
 from iclx.optim import build_optimizer, build_scheduler  # noqa: E402
 from iclx.registry import build  # noqa: E402
-from iclx.sweep_summary import format_table  # noqa: E402
-from iclx.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
+from iclx.tables import format_table  # noqa: E402
 from iclx.tokenizers.base import encode_documents  # noqa: E402
 from iclx.training import cpu_supports_bf16  # noqa: E402
+from iclx.training.throughput import matmul_peak_flops, precision_dtype  # noqa: E402
 
 MODEL = {"name": "gpt", "max_seq_len": 512, "n_layer": 4, "n_head": 4, "d_model": 128}
 OPTIMIZER = {"name": "adamw", "lr": 2e-3, "betas": [0.9, 0.95], "weight_decay": 0.1,
@@ -56,7 +57,7 @@ def load() -> str:
 
 
 def packed_ginc(folder: Path, n_documents: int = 1000) -> tuple[Path, int]:
-    docs = GincLanguage().documents(n_documents, 1024)
+    docs = ginc_documents(GincLanguage(), n_documents, 1024)
     tokenizer = build("tokenizer", {"name": "word"})
     tokenizer.train(d.text for d in docs)
     train, val = split_documents(docs, 0.02, 0)
@@ -99,8 +100,8 @@ def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision:
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from iclx.lm import LMTask, LossHistory, WindowDataModule
-    from iclx.throughput import ThroughputMonitor
+    from iclx.training.lm import LMTask, LossHistory, WindowDataModule
+    from iclx.training.throughput import TokenThroughput
 
     class StepClock(L.Callback):
         def __init__(self):
@@ -114,7 +115,7 @@ def iclx_loop(folder: Path, vocab_size: int, steps: int, warmup: int, precision:
     task = LMTask(MODEL, vocab_size, OPTIMIZER, total)
     data = WindowDataModule(folder, SEQ_LEN, BATCH, seed, total)
     clock = StepClock()
-    monitor = ThroughputMonitor(BATCH * SEQ_LEN, task.model.flops_per_token(SEQ_LEN), None)
+    monitor = TokenThroughput(BATCH * SEQ_LEN, task.model.flops_per_token(SEQ_LEN), None)
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=total, precision=precision, gradient_clip_val=CLIP,
         logger=False, enable_progress_bar=True, enable_model_summary=False, num_sanity_val_steps=0,
@@ -184,7 +185,7 @@ def main() -> None:
     text_docs = split_text(wiki, "blank_line")
     bpe = build("tokenizer", {"name": "bpe", "vocab_size": 4096})
     bpe.train(text_docs)
-    ginc_docs = [d.text for d in GincLanguage().documents(300, 1024)]
+    ginc_docs = [d.text for d in ginc_documents(GincLanguage(), 300, 1024)]
     word = build("tokenizer", {"name": "word"})
     word.train(ginc_docs)
     rows = []

@@ -51,7 +51,7 @@ def run_case(n: int, dim: int, mode: str, k: int, sample: int, threads: int) -> 
     import faiss
 
     from iclx.data.order.iclm import greedy_path, near_duplicates
-    from iclx.data.order.neighbors import IndexSpec, build_index, knn_graph, search
+    from iclx.data.order.neighbors import SEARCH_BATCH, IndexSpec, build_index, knn_graph
 
     faiss.omp_set_num_threads(threads)
     embeddings = synthetic_embeddings(n, dim)
@@ -63,7 +63,7 @@ def run_case(n: int, dim: int, mode: str, k: int, sample: int, threads: int) -> 
     if mode == "exact-estimate":  # too slow to run: time the search of `queries` and scale up
         start = time.perf_counter()
         index = build_index(embeddings, IndexSpec(exact_below=n + 1))
-        search(index, embeddings[queries], k + 1)
+        index.search(embeddings[queries], k + 1, batch_size=SEARCH_BATCH)
         seconds = (time.perf_counter() - start) * n / len(queries)
         return result | {"knn_s": seconds, "total_s": seconds, "estimated": True}
 
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
 
-    from iclx.sweep_summary import format_table
+    from iclx.tables import format_table
 
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}, threads: {args.threads}", flush=True)
     rows = []

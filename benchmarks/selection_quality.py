@@ -33,7 +33,7 @@ from iclx.registry import build
 from iclx.run import Run
 from iclx.selectors.base import SelectionContext
 from iclx.selectors.quality import label_agreement
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.tasks.example import Example
 
 VERBALIZER = {0: "negative", 1: "positive"}

@@ -17,7 +17,6 @@ when it recorded one) becomes ``provenance/<fact>`` columns and a line under the
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -32,9 +31,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from iclx import provenance
-from iclx.artifacts import atomic_open
 from iclx.errors import ConfigError, did_you_mean
 from iclx.optuna_study import is_optuna_sweep, summarize_study
+from iclx.plots import log2_shots_axis, pyplot, save_png
+from iclx.tables import format_table, write_csv  # stages still import format_table from here, for now
 
 log = logging.getLogger("iclx")
 
@@ -94,17 +94,16 @@ def write_summary_csv(jobs: list[dict[str, Any]], path: Path) -> list[str]:
     metric_names = sorted({m for j in jobs for m in j["metrics"]})
     facts = list(dict.fromkeys(f for j in jobs for f in j.get("provenance", {})))
     columns = ["job", "status", *keys, *metric_names, *(f"provenance/{f}" for f in facts), "overrides", "error"]
-    with atomic_open(path, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for j in jobs:
-            values = override_values(j["overrides"])
-            writer.writerow(
-                [j["job"], j["status"], *(values.get(k, "") for k in keys)]
-                + [j["metrics"].get(m, "") for m in metric_names]
-                + [j.get("provenance", {}).get(fact, "") for fact in facts]
-                + [" ".join(j["overrides"]), j["error"]]
-            )
+    rows = []
+    for j in jobs:
+        values = override_values(j["overrides"])
+        rows.append(
+            [j["job"], j["status"], *(values.get(k, "") for k in keys)]
+            + [j["metrics"].get(m, "") for m in metric_names]
+            + [j.get("provenance", {}).get(fact, "") for fact in facts]
+            + [" ".join(j["overrides"]), j["error"]]
+        )
+    write_csv(path, columns, rows)
     return columns
 
 
@@ -188,11 +187,7 @@ def curve_names(curves: list[str]) -> dict[str, str]:
 
 def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, title: str) -> Path | None:
     """The sweep's one comparison plot (see module doc); None when no job has the metric."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     ok = [j for j in jobs if j["status"] == "ok"]
     by = group_keys(jobs, report)
     curves = curve_prefixes(report)
@@ -228,11 +223,8 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
             y_name = y_name.rpartition("/")[2]
         ax.set_xlabel(x_name or "x")
         ax.set_ylabel(y_name or curves[0])
-        xs_all = [x for line in ax.lines for x in line.get_xdata()]
-        if drawn and min(xs_all) >= 0 and max(xs_all) >= 8:  # shots 0, 1, 2, 4, ... read best on log2
-            ax.set_xscale("symlog", base=2, linthresh=1)
-            ticks = sorted(set(xs_all))
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        if drawn:
+            log2_shots_axis(ax, [x for line in ax.lines for x in line.get_xdata()])
     elif metric:
         numeric_keys = [k for k in by if all(_as_number(override_values(j["overrides"]).get(k)) is not None for j in ok)]
         x_key = numeric_keys[0] if numeric_keys else None
@@ -266,25 +258,7 @@ def plot_sweep(jobs: list[dict[str, Any]], report: dict[str, Any], path: Path, t
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def format_table(columns: list[str], rows: list[list[Any]]) -> str:
-    """A plain-text table for the console and the log."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v)
-
-    cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    return save_png(fig, path)
 
 
 def summarize_sweep(sweep_dir: Path, report: dict[str, Any], title: str) -> tuple[Path, Path | None, str]:

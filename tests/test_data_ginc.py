@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 import numpy as np
 import pytest
 
 from iclx.data.corpus import load_corpus
-from iclx.data.ginc import DELIMITER, GincLanguage, ginc_language
+from iclx.data.ginc import GincCorpus, ginc_documents
 from iclx.errors import ConfigError
+from iclx.ginc import DELIMITER, GincLanguage, ginc_language
+from iclx.tasks.ginc import ginc_examples, ginc_prompts
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +33,12 @@ def test_structure_follows_the_paper(language):
 
 
 def test_documents_are_seeded_sized_and_labelled(language):
-    docs = language.documents(40, 64)
+    docs = ginc_documents(language, 40, 64)
     assert len(docs) == 40 and all(len(d.text.split()) == 64 for d in docs)
     assert {d.meta["concept"] for d in docs} <= set(language.concepts("id"))
     assert len({d.meta["concept"] for d in docs}) == 5
-    assert [d.text for d in language.documents(40, 64)] == [d.text for d in docs]
-    assert [d.text for d in GincLanguage(seed=1).documents(40, 64)] != [d.text for d in docs]
+    assert [d.text for d in ginc_documents(language, 40, 64)] == [d.text for d in docs]
+    assert [d.text for d in ginc_documents(GincLanguage(seed=1), 40, 64)] != [d.text for d in docs]
     assert sum(d.text.split().count(DELIMITER) for d in docs) > 0
 
 
@@ -49,20 +52,20 @@ def test_the_source_reads_its_config():
 
 
 def test_examples_respect_split_concept_and_start_property(language):
-    ood = language.examples(200, 6, split="ood", seed=3)
+    ood = ginc_examples(language, 200, 6, split="ood", seed=3)
     assert all(len(e.input.split()) == 5 and len(e.output.split()) == 1 for e in ood)
     assert {e.meta["concept"] for e in ood} == set(language.concepts("ood"))
-    fixed = language.examples(50, 4, concept=2, start_property=7, seed=1)
+    fixed = ginc_examples(language, 50, 4, concept=2, start_property=7, seed=1)
     assert {(e.meta["concept"], e.meta["start_property"]) for e in fixed} == {(2, 7)}
     # the first word is emitted at the start property: it is one of that property's words
     assert {language.symbols.index(e.input.split()[0]) for e in fixed} <= set(language.emission[:, 7])
-    assert [e.input for e in language.examples(20, 5, seed=9)] == [e.input for e in language.examples(20, 5, seed=9)]
+    assert [e.input for e in ginc_examples(language, 20, 5, seed=9)] == [e.input for e in ginc_examples(language, 20, 5, seed=9)]
     with pytest.raises(ConfigError, match="example_length must be at least 2"):
-        language.examples(1, 1)
+        ginc_examples(language, 1, 1)
 
 
 def test_labels_are_the_bayes_optimal_next_word(language):
-    examples = language.examples(1000, 5, seed=0)
+    examples = ginc_examples(language, 1000, 5, seed=0)
     agree = np.mean([e.output == e.label for e in examples])
     assert agree > 0.4  # vs 1/50 by chance: the concept predicts the next word
     x = np.array([[language.symbols.index(w) for w in e.input.split()] for e in examples[:50]])
@@ -89,7 +92,7 @@ def test_forward_algorithm_matches_path_enumeration():
 
 
 def test_prompts_share_one_concept_and_format_like_the_paper(language):
-    prompts = language.prompts(5, 3, 4, split="id", seed=2)
+    prompts = ginc_prompts(language, 5, 3, 4, split="id", seed=2)
     for p in prompts:
         assert len(p.demonstrations) == 3
         for e in (*p.demonstrations, p.query):
@@ -97,7 +100,7 @@ def test_prompts_share_one_concept_and_format_like_the_paper(language):
         # (an example may itself pass through property 0 and contain the delimiter, as in the paper)
         shown = [f"{d.input} {d.output}" for d in p.demonstrations] + [p.query.input]
         assert p.text() == f" {DELIMITER} ".join(shown)
-    assert language.prompts(1, 0, 4, seed=2)[0].text() == language.prompts(1, 0, 4, seed=2)[0].query.input
+    assert ginc_prompts(language, 1, 0, 4, seed=2)[0].text() == ginc_prompts(language, 1, 0, 4, seed=2)[0].query.input
 
 
 def test_ginc_language_comes_from_the_data_config():
@@ -106,3 +109,10 @@ def test_ginc_language_comes_from_the_data_config():
     assert lang.n_concepts == 3 and np.array_equal(lang.emission, GincLanguage(n_concepts=3, seed=7).emission)
     with pytest.raises(ConfigError, match="GINC prompts need data=ginc .* got data.name='bundled'"):
         ginc_language({"name": "bundled"})
+
+
+def test_the_corpus_and_the_language_default_to_the_same_hmms():
+    """The corpus's config keys restate the language's parameters (registered signatures are its schema)."""
+    corpus = inspect.signature(GincCorpus).parameters
+    for name, parameter in inspect.signature(GincLanguage).parameters.items():
+        assert corpus[name].default == parameter.default, name

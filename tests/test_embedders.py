@@ -11,7 +11,7 @@ import torch
 
 from iclx.artifacts import ArtifactStore
 from iclx.embedders import build_embedder, embed_cached
-from iclx.embedders.index import VectorIndex
+from iclx.embedders.index import IndexSpec, VectorIndex, selector_index_spec
 from iclx.errors import ConfigError
 from iclx.lineage import Lineage
 
@@ -176,18 +176,30 @@ def test_exact_index_equals_brute_force():
 def test_approximate_indexes_find_the_exact_neighbours_when_searching_widely():
     pool, queries = random_unit(2000, 16, 0), random_unit(50, 16, 1)
     _, exact = VectorIndex(pool).search(queries, 5)
-    _, ivf = VectorIndex(pool, "IVF16,Flat", nprobe=16).search(queries, 5)  # every cell probed: exact
+    every_list = IndexSpec(exact_below=0, factory="IVF16,Flat", nprobe=16)  # every list probed: exact
+    _, ivf = VectorIndex(pool, every_list).search(queries, 5)
     np.testing.assert_array_equal(ivf, exact)
-    _, hnsw = VectorIndex(pool, "HNSW16", nprobe=256).search(queries, 5)
+    _, hnsw = VectorIndex(pool, IndexSpec(exact_below=0, factory="HNSW16", ef_search=256)).search(queries, 5)
     recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(hnsw, exact)])
     assert recall >= 0.95
 
 
 def test_index_config_errors_are_one_line():
-    with pytest.raises(ConfigError, match=r"^selector\.index: 'IVFX' is not a FAISS index factory string"):
-        VectorIndex(random_unit(10, 4, 0), "IVFX", key="selector.index")
-    with pytest.raises(ConfigError, match=r"^index: 'IVF64,Flat' has 64 cells but only 10 vectors"):
-        VectorIndex(random_unit(10, 4, 0), "IVF64,Flat")
+    with pytest.raises(ConfigError, match=r"^selector\.index: FAISS cannot build 'IVFX' \(could not parse index string IVFX\)$"):
+        VectorIndex(random_unit(10, 4, 0), selector_index_spec("IVFX", 16), key="selector.index")
+    with pytest.raises(ConfigError, match=r"^index: 'IVF64,Flat' has 64 lists but only 10 vectors"):
+        VectorIndex(random_unit(10, 4, 0), selector_index_spec("IVF64,Flat", 16))
+
+
+def test_small_collections_search_exactly_and_nlist_follows_the_size():
+    spec = IndexSpec(exact_below=100, factory="IVF{nlist},Flat")
+    assert spec.factory_for(99) == "Flat"
+    assert spec.factory_for(1_000_000) == "IVF4000,Flat"  # 4 sqrt(N) lists
+    assert IndexSpec(exact_below=0, factory="IVF{nlist},Flat").factory_for(390) == "IVF10,Flat"  # >= 39 vectors a list
+
+
+def test_a_selectors_breadth_serves_ivf_and_hnsw_and_its_factory_always_applies():
+    assert selector_index_spec("HNSW32", 24) == IndexSpec(exact_below=0, factory="HNSW32", nprobe=24, ef_search=24)
 
 
 def test_lm_embedder_runs_on_iclx_gpt_with_its_tokenizer():

@@ -18,12 +18,13 @@ from conftest import compose_config, only_run_dir, read_summary
 @pytest.fixture(scope="module")
 def ginc_bundle(tmp_path_factory):
     """An untrained GPT with a word tokenizer of the default GINC corpus, saved like pre-training does."""
-    from iclx.data.ginc import GincLanguage
+    from iclx.data.ginc import ginc_documents
+    from iclx.ginc import GincLanguage
     from iclx.models.bundle import save_model
 
     folder = tmp_path_factory.mktemp("bundle")
     tokenizer = build("tokenizer", {"name": "word"})
-    tokenizer.train(d.text for d in GincLanguage().documents(50, 200))
+    tokenizer.train(d.text for d in ginc_documents(GincLanguage(), 50, 200))
     torch.manual_seed(0)
     model = build("model", {"name": "gpt", "n_layer": 1, "n_head": 2, "d_model": 32, "max_seq_len": 128},
                   vocab_size=tokenizer.vocab_size)

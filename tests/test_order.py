@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from iclx.data.document import Document
-from iclx.data.ginc import GincLanguage
+from iclx.data.ginc import ginc_documents
 from iclx.data.order.base import OrderContext
 from iclx.data.order.iclm import greedy_path, near_duplicates
 from iclx.data.order.knn_concat import neighbour_groups
@@ -18,6 +18,7 @@ from iclx.data.order.stats import window_statistics
 from iclx.embedders import embed_cached
 from iclx.embedders.base import normalize
 from iclx.errors import ConfigError
+from iclx.ginc import GincLanguage
 from iclx.registry import build
 
 # GINC documents of 63 words + EOS = 64 tokens; windows of 513 tokens read 512: 8 documents each.
@@ -29,7 +30,7 @@ GINC_EMBEDDER = {"name": "hashing", "word_ngrams": [2, 2], "char_ngrams": [0, 0]
 
 @pytest.fixture(scope="module")
 def ginc() -> tuple[list[Document], np.ndarray, np.ndarray]:
-    docs = GincLanguage(seed=0).documents(1200, 63)
+    docs = ginc_documents(GincLanguage(seed=0), 1200, 63)
     token_counts = np.full(len(docs), 64)
     return docs, embed_cached(None, GINC_EMBEDDER, [d.text for d in docs]), token_counts
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from iclx.cli import run_cli
-from iclx.lm import LMTask, read_history
 from iclx.models.bundle import load_model
+from iclx.training.lm import LMTask, read_history
 
 from conftest import read_summary
 

@@ -220,7 +220,8 @@ def test_selector_config_errors_name_the_key():
         build("selector", {"name": "knn", "topk": 3})
     with pytest.raises(ConfigError, match=r"^selector\.lambda_mult must be in \[0, 1\], got 1\.5$"):
         build("selector", {"name": "mmr", "lambda_mult": 1.5})
-    with pytest.raises(ConfigError, match=r"^selector\.index: 'Bogus' is not a FAISS index factory string"):
+    bogus = r"^selector\.index: FAISS cannot build 'Bogus' \(could not parse index string Bogus\)$"
+    with pytest.raises(ConfigError, match=bogus):
         build("selector", {"name": "knn", "index": "Bogus"}).fit(make_pool(5))
 
 

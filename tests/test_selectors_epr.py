@@ -137,6 +137,19 @@ def test_epr_shortlists_by_bm25_too(tmp_path):
     assert selector.training_stats["steps"] == 5
 
 
+def test_epr_trains_its_own_steps_with_the_trainer_settings_passed_in(tmp_path):
+    """trainer.max_steps (e.g. trainer=debug's 20) is pre-training's: it must not shorten the retriever."""
+    pool, run = paired_pool(), make_run(tmp_path)
+    run.cfg.trainer.max_steps = 2  # what the retriever must not follow
+    settings = OmegaConf.merge(run.cfg.trainer, {"max_steps": 3, "log_every_n_steps": 1})
+    cfg = EPR | {"shortlist": "bm25", "candidates": 10, "train_queries": 20, "steps": 7}
+    context = SelectionContext(run=run, seed=0, scorer=PartnerScorer(), scorer_key="s", trainer=settings)
+    assert build("selector", cfg).fit(pool, context).training_stats["steps"] == 7
+    without = SelectionContext(run=make_run(tmp_path / "b"), seed=0, scorer=PartnerScorer(), scorer_key="s")
+    without.run.cfg.trainer.max_steps = 2
+    assert build("selector", cfg).fit(pool, without).training_stats["steps"] == 7
+
+
 def test_epr_without_a_scorer_or_with_too_short_shortlists_fails_clearly(tmp_path):
     pool = paired_pool()
     with pytest.raises(ConfigError, match=r"^selector 'epr' learns from a language model's scores and none was given"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
-from iclx.sweep_summary import format_table, summarize_sweep
+from iclx.sweep_summary import summarize_sweep
+from iclx.tables import format_table
 
 
 def make_job(sweep, num, overrides, status="ok", stages=None, error=None):

@@ -151,7 +151,7 @@ def test_ginc_matched_pool_groups_by_concept_and_start_property():
     assert all(q.meta["split"] == "id" and q.meta["concept"] < 5 for q in task.queries)
     assert len({e.id for e in task.pool + task.queries}) == len(task.pool) + 40
     # the label set: every word the HMMs can emit (the delimiter included), nothing else
-    from iclx.data.ginc import ginc_language
+    from iclx.ginc import ginc_language
 
     language = ginc_language({"name": "ginc"})
     assert task.labels == [language.symbols[i] for i in sorted(set(language.emission.flat))]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from iclx import training
 from iclx.cli import conf_dir
 from iclx.errors import ConfigError
+from iclx.training import trainer as training
 
 
 @pytest.mark.parametrize("preset", ["cpu", "debug"])

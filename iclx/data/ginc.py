@@ -1,231 +1,22 @@
-"""``ginc``: the GINC synthetic corpus of Xie et al. 2021, a mixture of HMMs, and its ICL prompts.
+"""``data=ginc``: the GINC synthetic corpus of Xie et al. 2021, documents of a mixture of HMMs.
 
-The generative story (:class:`GincLanguage`):
-
-- a hidden state is a pair (entity e, property p) and emits the word ``emission[e, p]``; property
-  0 emits the delimiter ``/`` for every entity, the other pairs a word of a ``vocab_size``-word
-  vocabulary (several pairs may share a word, so the state is not visible from one word);
-- entities move by one transition matrix shared by all concepts, biased to stay put
-  (``entity_persistence`` on the diagonal); properties move by the transition matrix of the
-  **concept**, a sharp mixture of random permutations (``transition_temp``), so a concept is a
-  near-deterministic cycle of properties;
-- the pre-training corpus mixes the ``n_concepts`` in-distribution concepts uniformly, one concept
-  per document (its id in ``Document.meta["concept"]``); ``n_ood_concepts`` more are never used for
-  pre-training and serve out-of-distribution prompts.
-
-ICL (``examples`` / ``prompts``, the API of the ``ginc`` task): an example starts at a random
-entity and a start property, walks ``example_length - 1`` steps under one concept, and is split into
-the input x (all words but the last) and the output y (the last). Its ``label`` is the
-Bayes-optimal next word given x under the example's concept and start property (the target for a
-query); ``output`` is the sampled word (what a demonstration shows). A prompt has k
-demonstrations and a query of one concept and one start property, joined by the delimiter:
-``x1 y1 / x2 y2 / ... / x_query`` -> predict ``label``. This follows the paper's ``ID_sample``
-prompts; for out-of-distribution prompts we use the same procedure with the held-out concepts
-(the reference code instead draws random property patterns and labels them with a held-out HMM).
+The language itself (HMMs, vocabulary, sampling) is :mod:`iclx.ginc`, shared with the ICL task
+``task=ginc``. Its parameters are this source's config keys, named and defaulted as
+:class:`~iclx.ginc.GincLanguage` names them (tests/test_data_ginc.py checks that they agree); each
+document follows one in-distribution concept, its id in ``Document.meta["concept"]``.
 """
 
 from __future__ import annotations
 
-import itertools
-import string
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterator
 
 import numpy as np
 
-from iclx.data.corpus import CorpusSource, build_source
+from iclx.data.corpus import CorpusSource
 from iclx.data.document import Document
 from iclx.errors import ConfigError
+from iclx.ginc import GincLanguage
 from iclx.registry import register
-from iclx.tasks.example import Example
-
-DELIMITER = "/"
-Split = Literal["id", "ood"]
-
-# independent random streams derived from the language seed
-_LANGUAGE, _DOCUMENTS, _EXAMPLES = 0, 1, 2
-
-
-@dataclass
-class GincPrompt:
-    demonstrations: list[Example]
-    query: Example
-    concept: int
-    start_property: int
-
-    def text(self) -> str:
-        """``x1 y1 / x2 y2 / ... / x_query``: the model's next word is the prediction."""
-        shown = [f"{d.input} {d.output}" for d in self.demonstrations] + [self.query.input]
-        return f" {DELIMITER} ".join(shown)
-
-
-class GincLanguage:
-    def __init__(
-        self,
-        vocab_size: int = 50,
-        n_entities: int = 10,
-        n_properties: int = 10,
-        n_concepts: int = 5,
-        n_ood_concepts: int = 5,
-        transition_temp: float = 0.1,
-        start_temp: float = 10.0,
-        entity_persistence: float = 0.9,
-        seed: int = 0,
-    ):
-        for key, value, low in [("vocab_size", vocab_size, 1), ("n_entities", n_entities, 1),
-                                ("n_properties", n_properties, 2), ("n_concepts", n_concepts, 1),
-                                ("n_ood_concepts", n_ood_concepts, 0)]:
-            if value < low:
-                raise ConfigError(f"data.{key} must be at least {low}, got {value}")
-        if not 0 <= entity_persistence <= 1:
-            raise ConfigError(f"data.entity_persistence must be in [0, 1], got {entity_persistence}")
-        if transition_temp <= 0 or start_temp <= 0:
-            raise ConfigError("data.transition_temp and data.start_temp must be positive")
-        self.seed = seed
-        self.n_entities, self.n_properties = n_entities, n_properties
-        self.n_concepts, self.n_ood_concepts = n_concepts, n_ood_concepts
-        rng = np.random.default_rng([seed, _LANGUAGE])
-        self.symbols: list[str] = [DELIMITER, *_word_names(vocab_size)]
-        self.emission = rng.integers(1, vocab_size + 1, size=(n_entities, n_properties))
-        self.emission[:, 0] = 0  # property 0 is the delimiter, whatever the entity
-        self.entity_transitions = entity_persistence * np.eye(n_entities) + (1 - entity_persistence) * _permutation_mixture(
-            n_entities, transition_temp, rng
-        )
-        n_all = n_concepts + n_ood_concepts
-        self.property_transitions = np.stack([_permutation_mixture(n_properties, transition_temp, rng) for _ in range(n_all)])
-        self.start_probs = _softmax((rng.random((n_all, n_entities * n_properties)) - 0.5) / start_temp)
-
-    # -- structure ------------------------------------------------------------------------------
-
-    def concepts(self, split: Split = "id") -> list[int]:
-        """Concept ids: in-distribution ones are 0..n_concepts-1, out-of-distribution ones follow."""
-        if split == "id":
-            return list(range(self.n_concepts))
-        if split == "ood":
-            return list(range(self.n_concepts, self.n_concepts + self.n_ood_concepts))
-        raise ConfigError(f"GINC split must be 'id' or 'ood', got {split!r}")
-
-    def transition_matrix(self, concept: int) -> np.ndarray:
-        """P(h' | h) over hidden states h = entity * n_properties + property."""
-        return np.kron(self.entity_transitions, self.property_transitions[concept])
-
-    def words(self, tokens: np.ndarray) -> str:
-        return " ".join(self.symbols[t] for t in tokens)
-
-    # -- sampling -------------------------------------------------------------------------------
-
-    def sample(self, concepts: np.ndarray, length: int, rng: np.random.Generator,
-               entities: np.ndarray | None = None, properties: np.ndarray | None = None) -> np.ndarray:
-        """Word ids (n, length) of n sequences, one concept each, all advanced together.
-
-        Start states come from each concept's start distribution unless given.
-        """
-        concepts = np.asarray(concepts, dtype=np.int64)
-        n, n_props = len(concepts), self.n_properties
-        if entities is None or properties is None:
-            start = _sample_rows(np.cumsum(self.start_probs[concepts], axis=1), rng)
-            entities, properties = start // n_props, start % n_props
-        entity_cdf = np.cumsum(self.entity_transitions, axis=1)
-        property_cdf = np.cumsum(self.property_transitions, axis=2)
-        tokens = np.empty((n, length), dtype=np.int64)
-        for t in range(length):
-            tokens[:, t] = self.emission[entities, properties]
-            if t + 1 < length:
-                entities = _sample_rows(entity_cdf[entities], rng)
-                properties = _sample_rows(property_cdf[concepts, properties], rng)
-        return tokens
-
-    def documents(self, n: int, length: int, seed: int = 0) -> list[Document]:
-        """``n`` pre-training documents of ``length`` words, concepts drawn uniformly from the in-distribution ones."""
-        rng = np.random.default_rng([self.seed, _DOCUMENTS, seed])
-        concepts = rng.integers(0, self.n_concepts, size=n)
-        tokens = self.sample(concepts, length, rng)
-        symbols = np.array(self.symbols, dtype=object)
-        return [
-            Document(text=" ".join(symbols[row]), id=f"ginc:{i}", meta={"concept": int(c)})
-            for i, (row, c) in enumerate(zip(tokens, concepts))
-        ]
-
-    def examples(
-        self,
-        n: int,
-        example_length: int,
-        *,
-        split: Split = "id",
-        seed: int = 0,
-        concept: int | None = None,
-        start_property: int | None = None,
-    ) -> list[Example]:
-        """``n`` ICL examples of ``example_length`` words (x = the first length-1, y = the last).
-
-        Each draws its concept from ``split`` and its start property from 1..n_properties-1 unless
-        given. ``Example.output`` is the sampled y (show it in demonstrations), ``Example.label``
-        the Bayes-optimal y (score queries against it); ``meta`` holds concept, start_property,
-        split.
-        """
-        if example_length < 2:
-            raise ConfigError(f"GINC example_length must be at least 2 (x and y), got {example_length}")
-        rng = np.random.default_rng([self.seed, _EXAMPLES, seed])
-        pool = self.concepts(split)
-        if not pool:
-            raise ConfigError(f"GINC has no '{split}' concepts (data.n_ood_concepts=0)")
-        concepts = np.full(n, concept) if concept is not None else rng.choice(pool, size=n)
-        props = np.full(n, start_property) if start_property is not None else rng.integers(1, self.n_properties, size=n)
-        entities = rng.integers(0, self.n_entities, size=n)
-        tokens = self.sample(concepts, example_length, rng, entities=entities, properties=props)
-        labels = self.bayes_next_word(tokens[:, :-1], concepts, props)
-        return [
-            Example(
-                id=f"ginc-{split}-{seed}-{i}",
-                input=self.words(row[:-1]),
-                output=self.symbols[row[-1]],
-                label=self.symbols[label],
-                meta={"concept": int(c), "start_property": int(p), "split": split},
-            )
-            for i, (row, label, c, p) in enumerate(zip(tokens, labels, concepts, props))
-        ]
-
-    def prompts(self, n: int, k: int, example_length: int, *, split: Split = "id", seed: int = 0) -> list[GincPrompt]:
-        """``n`` prompts of ``k`` demonstrations + 1 query, each of one concept and start property."""
-        rng = np.random.default_rng([self.seed, _EXAMPLES, seed, k])
-        out = []
-        for i in range(n):
-            concept = int(rng.choice(self.concepts(split)))
-            prop = int(rng.integers(1, self.n_properties))
-            group = self.examples(k + 1, example_length, split=split, seed=int(rng.integers(2**62)),
-                                  concept=concept, start_property=prop)
-            for j, example in enumerate(group):
-                example.id = f"ginc-{split}-{seed}-k{k}-{i}-{j}"
-            out.append(GincPrompt(demonstrations=group[:k], query=group[k], concept=concept, start_property=prop))
-        return out
-
-    # -- inference ------------------------------------------------------------------------------
-
-    def next_word_probs(self, x: np.ndarray, concepts: Sequence[int], start_properties: Sequence[int]) -> np.ndarray:
-        """P(next word | x) (n, vocabulary) under each row's concept, the start entity uniform
-        at its start property: the HMM forward algorithm over (entity, property) states."""
-        x = np.atleast_2d(np.asarray(x, dtype=np.int64))
-        n_states = self.n_entities * self.n_properties
-        emitted = self.emission.reshape(-1)  # word of each hidden state
-        state_props = np.arange(n_states) % self.n_properties
-        probs = np.zeros((len(x), len(self.symbols)))
-        concepts, start_properties = np.asarray(concepts), np.asarray(start_properties)
-        for c in np.unique(concepts):
-            rows = np.flatnonzero(concepts == c)
-            transitions = self.transition_matrix(int(c))
-            alpha = (state_props[None, :] == start_properties[rows, None]).astype(float)
-            for t in range(x.shape[1]):
-                if t > 0:
-                    alpha = alpha @ transitions
-                alpha = alpha * (emitted[None, :] == x[rows, t : t + 1])
-                alpha /= np.maximum(alpha.sum(axis=1, keepdims=True), 1e-300)
-            next_state = alpha @ transitions
-            probs[rows] = _add_by_word(next_state, emitted, len(self.symbols))  # states sharing a word add up
-        return probs
-
-    def bayes_next_word(self, x: np.ndarray, concepts: Sequence[int], start_properties: Sequence[int]) -> np.ndarray:
-        return self.next_word_probs(x, concepts, start_properties).argmax(axis=1)
 
 
 @register("data", "ginc")
@@ -250,57 +41,23 @@ class GincCorpus(CorpusSource):
             raise ConfigError(f"data.n_documents and data.document_length must be positive, got {n_documents}, {document_length}")
         self.n_documents, self.document_length = n_documents, document_length
         self.language = GincLanguage(
-            vocab_size, n_entities, n_properties, n_concepts, n_ood_concepts,
-            transition_temp, start_temp, entity_persistence, seed,
+            vocab_size=vocab_size, n_entities=n_entities, n_properties=n_properties, n_concepts=n_concepts,
+            n_ood_concepts=n_ood_concepts, transition_temp=transition_temp, start_temp=start_temp,
+            entity_persistence=entity_persistence, seed=seed,
         )
 
     def describe(self) -> str:
         return f"ginc ({self.n_documents} x {self.document_length} words, {self.language.n_concepts} concepts)"
 
     def documents(self) -> Iterator[Document]:
-        yield from self.language.documents(self.n_documents, self.document_length)
+        yield from ginc_documents(self.language, self.n_documents, self.document_length)
 
 
-def ginc_language(data_cfg: Mapping[str, Any]) -> GincLanguage:
-    """The GINC language of the configured pre-training corpus (for ICL prompts from the same HMMs)."""
-    if data_cfg.get("name") != "ginc":
-        raise ConfigError(
-            f"GINC prompts need data=ginc (they come from the pre-training corpus's HMMs), got data.name='{data_cfg.get('name')}'"
-        )
-    return build_source(data_cfg).language  # type: ignore[attr-defined]
-
-
-# --- helpers ---------------------------------------------------------------------------------------
-
-
-def _word_names(n: int) -> list[str]:
-    """``a, b, ..., z, aa, ab, ...``: n distinct lowercase words."""
-    names = (
-        "".join(p) for size in itertools.count(1) for p in itertools.product(string.ascii_lowercase, repeat=size)
-    )
-    return list(itertools.islice(names, n))
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _permutation_mixture(n: int, temperature: float, rng: np.random.Generator) -> np.ndarray:
-    """A transition matrix: n random permutation matrices mixed with softmax((u - 0.5) / temperature) weights."""
-    weights = _softmax((rng.random(n) - 0.5) / temperature)
-    perms = np.stack([np.eye(n)[rng.permutation(n)] for _ in range(n)])
-    return np.tensordot(weights, perms, axes=1)
-
-
-def _sample_rows(cdf: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One index per row of a (n, m) array of cumulative probabilities (inverse-CDF sampling)."""
-    u = rng.random(len(cdf))[:, None]
-    return np.minimum((u > cdf).sum(axis=1), cdf.shape[1] - 1)
-
-
-def _add_by_word(state_probs: np.ndarray, emitted: np.ndarray, n_words: int) -> np.ndarray:
-    out = np.zeros((len(state_probs), n_words))
-    for word in np.unique(emitted):
-        out[:, word] = state_probs[:, emitted == word].sum(axis=1)
-    return out
+def ginc_documents(language: GincLanguage, n: int, length: int, seed: int = 0) -> list[Document]:
+    """``n`` pre-training documents of ``length`` words; ``meta["concept"]`` names each one's concept."""
+    tokens, concepts = language.document_tokens(n, length, seed)
+    symbols = np.array(language.symbols, dtype=object)
+    return [
+        Document(text=" ".join(symbols[row]), id=f"ginc:{i}", meta={"concept": int(c)})
+        for i, (row, c) in enumerate(zip(tokens, concepts))
+    ]

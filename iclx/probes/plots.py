@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from iclx.plots import pyplot
 from iclx.probes.references import Reference
 
 # references drawn as horizontal lines on the loss curve, with their colours
@@ -14,15 +15,6 @@ from iclx.probes.references import Reference
 CURVE_REFERENCES = {
     "zero": "0.5", "gd": "tab:blue", "gd_per_step": "tab:cyan", "precond_gd": "tab:purple", "gd++": "tab:green",
 }
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _log_scale(ax: Any) -> None:
@@ -51,7 +43,7 @@ def _smooth(values: Tensor, window: int) -> Tensor:
 def loss_curve(train_losses: Tensor, references: list[Reference], model_loss: float, steps: int, title: str) -> Any:
     """The query loss during training (fresh tasks, so it estimates the test loss) against the
     tuned references with as many steps as the model has layers; log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     losses = train_losses.double()
     x = torch.arange(1, len(losses) + 1)
@@ -82,7 +74,7 @@ def layer_alignment(
 ) -> Any:
     """Left: loss of the readout after layer k against k GD steps. Right: relative error of the
     layer-k readout against k steps of GD (tuned; and with the model's own preconditioners)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     ks = list(range(1, layers + 1))
     left.plot(ks, [metrics[f"layer{k}_loss"] for k in ks], "o-", color="tab:red", label="model, layer k readout")
@@ -118,7 +110,7 @@ def layer_alignment(
 
 def preconditioners(gammas: Tensor, title: str) -> Any:
     """Heatmaps of the learned preconditioners Gamma_l (a multiple of I means plain GD steps)."""
-    plt = _pyplot()
+    plt = pyplot()
     layers = len(gammas)
     fig, axes = plt.subplots(1, layers, figsize=(3.2 * layers, 3.2), squeeze=False)
     bound = float(gammas.abs().max())

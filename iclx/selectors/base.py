@@ -15,14 +15,14 @@ The contract every selector keeps (and the evaluate stage relies on):
 - ``k`` larger than the pool (minus the query itself) is a ConfigError, one line.
 
 Selectors that need more than the pool get it from the context: the run (artifact cache for pool
-embeddings and trained retrievers, loggers, trainer settings), runtime arguments for embedders
+embeddings and trained retrievers, loggers), the trainer settings, runtime arguments for embedders
 (``lm``: model, tokenizer, model_key) and, for ``epr``, the language-model scorer.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +44,9 @@ class SelectionContext:
     embedder_args: dict[str, Any] = field(default_factory=dict)  # runtime arguments of embedders ('lm')
     scorer: DemonstrationScorer | None = None  # the LM scorer 'epr' learns from
     scorer_key: str = ""  # names the scorer's LM (e.g. its checkpoint artifact key) in epr's cache key
+    # the trainer group's settings for a selector that trains (epr): accelerator, precision, ...;
+    # None takes the run's (cfg.trainer). Its max_steps is pre-training's, never a selector's.
+    trainer: Mapping[str, Any] | None = None
 
 
 class Selector(ABC):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from iclx.embedders import build_embedder, cached_vectors
-from iclx.embedders.index import VectorIndex
+from iclx.embedders.index import VectorIndex, selector_index_spec
 from iclx.schema import EmbedderConfig
 from iclx.selectors.base import Selector, first_k
 from iclx.tasks.example import Example
@@ -37,8 +37,7 @@ def single_threaded_blas() -> Iterator[None]:
 class EmbeddingSelector(Selector):
     def __init__(self, embedder: EmbedderConfig | None = None, index: str = "Flat", nprobe: int = 16):
         self.embedder_cfg = dict(embedder or DEFAULT_EMBEDDER)
-        self.index_factory = index
-        self.nprobe = nprobe
+        self.index_spec = selector_index_spec(index, nprobe)
 
     def _fit(self) -> None:
         ctx = self.context
@@ -46,7 +45,7 @@ class EmbeddingSelector(Selector):
         texts = [example.input for example in self.pool]
         self.embedder.fit(texts)
         self.pool_vectors = cached_vectors(ctx.run, self.embedder, texts, desc="embedding the pool")
-        self.index = VectorIndex(self.pool_vectors, self.index_factory, self.nprobe, seed=ctx.seed, key="selector.index")
+        self.index = VectorIndex(self.pool_vectors, self.index_spec, seed=ctx.seed, key="selector.index")
 
     def embed_queries(self, queries: list[Example]) -> np.ndarray:
         return cached_vectors(self.context.run, self.embedder, [q.input for q in queries], desc="embedding queries")

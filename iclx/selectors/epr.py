@@ -25,11 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import lightning
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,15 +35,15 @@ from torch import nn
 
 from iclx.embedders import build_embedder, cached_vectors
 from iclx.embedders.base import texts_digest
-from iclx.embedders.index import VectorIndex
+from iclx.embedders.index import VectorIndex, selector_index_spec
 from iclx.errors import ConfigError
-from iclx.optim import lightning_optimizers
 from iclx.registry import register
 from iclx.schema import EmbedderConfig, OptimizerConfig
 from iclx.selectors.base import Selector, first_k
 from iclx.selectors.bm25 import BM25Index
 from iclx.tasks.example import Example
 from iclx.training import build_trainer
+from iclx.training.retriever import ContrastiveTraining
 
 log = logging.getLogger("iclx")
 
@@ -76,37 +74,6 @@ class DualEncoder(nn.Module):
         super().__init__()
         self.query = Tower(dim, hidden)
         self.candidate = Tower(dim, hidden)
-
-
-class ContrastiveTraining(lightning.LightningModule):
-    """InfoNCE: each query's own positive against all positives and hard negatives of the batch."""
-
-    def __init__(self, encoder: DualEncoder, temperature: float, optimizer: Mapping[str, Any], total_steps: int):
-        super().__init__()
-        self.encoder = encoder
-        self.temperature = temperature
-        self.optimizer_cfg = dict(optimizer)
-        self.total_steps = total_steps
-        self.losses: list[float] = []
-
-    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        query_vec, positive_vec, negative_vec, query_id, positive_id, negative_id = batch
-        queries = self.encoder.query(query_vec)
-        candidates = self.encoder.candidate(torch.cat([positive_vec, negative_vec]))
-        logits = queries @ candidates.T / self.temperature
-        # another query's candidate that is this query's positive too, or the query itself, is no negative
-        candidate_id = torch.cat([positive_id, negative_id])
-        own = torch.arange(len(queries), device=logits.device)
-        not_negative = (candidate_id[None, :] == positive_id[:, None]) | (candidate_id[None, :] == query_id[:, None])
-        not_negative[own, own] = False
-        logits = logits.masked_fill(not_negative, float("-inf"))
-        loss = F.cross_entropy(logits, own)
-        self.losses.append(float(loss.detach()))
-        self.log("epr/loss", loss, prog_bar=True)
-        return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return lightning_optimizers(self.encoder, self.optimizer_cfg, self.total_steps)
 
 
 @register("selector", "epr")
@@ -141,8 +108,7 @@ class EPRSelector(Selector):
             hard_negatives=hard_negatives, hidden=hidden, temperature=temperature, batch_size=batch_size,
             steps=steps, optimizer=dict(optimizer or DEFAULT_OPTIMIZER),
         )
-        self.index_factory = index
-        self.nprobe = nprobe
+        self.index_spec = selector_index_spec(index, nprobe)
         self.training_stats: dict[str, float] = {}
 
     # --- fit: embed, score, train (or load), index -------------------------------------------------
@@ -162,7 +128,10 @@ class EPRSelector(Selector):
         self.candidate_vectors = cached_vectors(
             ctx.run, self.embedder, [candidate_text(e) for e in self.pool], desc="embedding pool candidates"
         )
-        steps = int(ctx.run.cfg.get("trainer", {}).get("max_steps") or self.train_cfg["steps"])
+        # the retriever trains its own ``steps``, whatever the trainer group's max_steps (e.g.
+        # trainer=debug) says for pre-training; ``steps`` is in the key twice, as it always was,
+        # so that retrievers cached before stay valid
+        steps = self.train_cfg["steps"]
         key_parts = dict(
             train=self.train_cfg, steps=steps, embedder=self.embedder.cache_config(), embedder_fit=self.embedder.fingerprint(),
             seed=ctx.seed, scorer=ctx.scorer_key,
@@ -177,7 +146,7 @@ class EPRSelector(Selector):
                 self._train(Path(folder), steps)
                 self._load(Path(folder))
         pool_codes = self._encode(self.encoder.candidate, self.candidate_vectors)
-        self.index = VectorIndex(pool_codes, self.index_factory, self.nprobe, seed=ctx.seed, key="selector.index")
+        self.index = VectorIndex(pool_codes, self.index_spec, seed=ctx.seed, key="selector.index")
 
     def _load(self, folder: Path) -> None:
         self.encoder = DualEncoder(self.input_vectors.shape[1], self.train_cfg["hidden"])
@@ -251,7 +220,7 @@ class EPRSelector(Selector):
         torch.manual_seed(self.context.seed)
         encoder = DualEncoder(self.input_vectors.shape[1], cfg["hidden"])
         module = ContrastiveTraining(encoder, cfg["temperature"], cfg["optimizer"], steps)
-        trainer = build_trainer(run, default_max_steps=steps, max_steps=steps, enable_checkpointing=False)
+        trainer = build_trainer(run, trainer_cfg=self.context.trainer, max_steps=steps, enable_checkpointing=False)
         trainer.fit(module, loader)
         run.advance_step(trainer.global_step)
 

@@ -1,48 +1,29 @@
 """The k-nearest-neighbour graph of document embeddings, searched with FAISS.
 
-Embeddings are L2-normalized, so inner product is cosine similarity. Below ``exact_below``
-documents the search is exact (a flat index: N^2 d work, seconds at 50k); above it an approximate
-index from a FAISS factory string answers instead. The default ``IVF{nlist},Flat`` (``{nlist}``
-becomes about 4 sqrt(N) lists) gives the same neighbours on every run, unlike HNSW, whose
-multi-threaded build is not deterministic; ``nprobe`` (IVF) and ``ef_search`` (HNSW) trade recall
-for time. Every document is also a query, which the IVF search exploits (``_ivf_all_pairs``).
+Embeddings are L2-normalized, so inner product is cosine similarity. The ``index:`` section of an
+ordering's config is an :class:`~iclx.embedders.index.IndexSpec`, the vocabulary the selectors'
+index shares: below ``exact_below`` documents the search is exact (a flat index: N^2 d work,
+seconds at 50k); above it the index from the FAISS factory string answers instead. The default
+``IVF{nlist},Flat`` (``{nlist}`` becomes about 4 sqrt(N) lists) gives the same neighbours on every
+run, unlike HNSW, whose multi-threaded build is not deterministic; ``nprobe`` (IVF) and
+``ef_search`` (HNSW) trade recall for time. Every document is also a query, which the IVF search
+exploits (``_ivf_all_pairs``).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
 
 from iclx.data.order.base import DocumentOrder
-from iclx.errors import ConfigError
+from iclx.embedders.index import IndexSpec, VectorIndex, batches, trained_index
 from iclx.schema import EmbedderConfig, Fields
 
 SEARCH_BATCH = 16384  # queries per FAISS call: one progress-bar step, bounded result memory
 # IVF centroids are trained on this many documents per list (FAISS's default is 256): k-means
 # costs N_train * nlist * d per iteration, which at 1M documents and 4,000 lists is most of the build.
 TRAIN_POINTS_PER_LIST = 64
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """How neighbours are searched: the ``index:`` section of an ordering's config."""
-
-    exact_below: int = 50_000  # documents; at or above this, use ``factory``
-    factory: str = "IVF{nlist},Flat"  # FAISS index_factory string; {nlist} ~ 4 sqrt(N) lists
-    nprobe: int = 8  # IVF lists visited per query
-    ef_search: int = 64  # HNSW candidate list size per query
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any] | None, key: str) -> IndexSpec:
-        from iclx.registry import check_arguments
-
-        return cls(**check_arguments("kNN index", cls, dict(cfg or {}), key=key))
-
-    def is_exact(self, n: int) -> bool:
-        return n < self.exact_below
 
 
 IndexConfig = Annotated[dict[str, Any], Fields(IndexSpec, "kNN index")]  # an ordering's ``index:`` section
@@ -71,25 +52,9 @@ class NeighbourGraphOrder(DocumentOrder):
         return knn_graph(embeddings, self.k, self.index, key="data.order.index")
 
 
-def ivf_lists(n: int) -> int:
-    """IVF list count for ``n`` vectors: ~4 sqrt(n) (FAISS's guideline), >= 39 training points each."""
-    return max(1, min(int(round(4 * math.sqrt(n))), n // 39))
-
-
-def build_index(embeddings: np.ndarray, spec: IndexSpec, *, key: str = "index") -> Any:
-    """A FAISS inner-product index holding ``embeddings`` (exact or approximate, per ``spec``)."""
-    index = _trained_index(embeddings, spec, key)
-    index.add(embeddings)
-    return index
-
-
-def search(index: Any, queries: np.ndarray, k: int, *, progress: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (similarities, ids) of every query row, in batches, with an optional progress bar."""
-    sims = np.empty((len(queries), k), dtype=np.float32)
-    ids = np.empty((len(queries), k), dtype=np.int64)
-    for rows in _batches(np.arange(len(queries)), progress):
-        sims[rows], ids[rows] = index.search(queries[rows], k)
-    return sims, ids
+def build_index(embeddings: np.ndarray, spec: IndexSpec, *, key: str = "index.factory") -> VectorIndex:
+    """The documents' index (exact or approximate, per ``spec``), built as the graph builds it."""
+    return VectorIndex(embeddings, spec, train_points_per_list=TRAIN_POINTS_PER_LIST, key=key)
 
 
 def knn_graph(
@@ -105,37 +70,13 @@ def knn_graph(
     k = min(k, n - 1)
     if k <= 0:
         return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64)
-    index = _trained_index(embeddings, spec, key)
-    if _is_plain_ivf(index):
-        sims, ids = _ivf_all_pairs(index, embeddings, k + 1, progress)
+    empty = trained_index(embeddings, spec, train_points_per_list=TRAIN_POINTS_PER_LIST, key=f"{key}.factory")
+    if _is_plain_ivf(empty):
+        sims, ids = _ivf_all_pairs(empty, embeddings, k + 1, progress)
     else:
-        index.add(embeddings)
-        sims, ids = search(index, embeddings, k + 1, progress=progress)
+        index = VectorIndex(embeddings, spec, trained=empty)
+        sims, ids = index.search(embeddings, k + 1, batch_size=SEARCH_BATCH, progress=progress)
     return _drop_self(sims, ids)
-
-
-def _trained_index(embeddings: np.ndarray, spec: IndexSpec, key: str) -> Any:
-    """The empty index ``spec`` asks for at this size, trained on ``embeddings`` if it needs it."""
-    import faiss
-
-    n, dim = embeddings.shape
-    if spec.is_exact(n):
-        return faiss.IndexFlatIP(dim)
-    factory = spec.factory.replace("{nlist}", str(ivf_lists(n)))
-    try:
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as e:
-        reason = str(e).strip().splitlines()[0].split(": ")[-1] if str(e).strip() else "rejected"
-        raise ConfigError(f"{key}.factory: FAISS cannot build '{factory}' ({reason})") from e
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is not None:
-        ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
-        ivf.nprobe = min(spec.nprobe, ivf.nlist)  # more lists than exist would probe padding (-1)
-    if hasattr(index, "hnsw"):
-        index.hnsw.efSearch = spec.ef_search
-    if not index.is_trained:
-        index.train(embeddings)
-    return index
 
 
 def _is_plain_ivf(index: Any) -> bool:
@@ -160,18 +101,9 @@ def _ivf_all_pairs(ivf: Any, x: np.ndarray, k: int, progress: str | None) -> tup
     add_preassigned(ivf, x, np.ascontiguousarray(lists[:, 0]))
     sims = np.empty((len(x), k), dtype=np.float32)
     ids = np.empty((len(x), k), dtype=np.int64)
-    for rows in _batches(np.argsort(lists[:, 0], kind="stable"), progress):
+    for rows in batches(np.argsort(lists[:, 0], kind="stable"), SEARCH_BATCH, progress):
         sims[rows], ids[rows] = search_preassigned(ivf, x[rows], k, lists[rows], coarse_sims[rows])
     return sims, ids
-
-
-def _batches(rows: np.ndarray, progress: str | None) -> Any:
-    """``rows`` in slices of SEARCH_BATCH, with a progress bar when there are several."""
-    from tqdm.auto import tqdm
-
-    starts = range(0, len(rows), SEARCH_BATCH)
-    bar = tqdm(starts, desc=progress, unit="batch", disable=progress is None or len(starts) <= 1)
-    return (rows[start : start + SEARCH_BATCH] for start in bar)
 
 
 def _drop_self(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,8 @@
 Keys of the group are Trainer arguments, plus iclx's own: ``compile`` (torch.compile the model,
 read by the LightningModules) and ``precision: auto`` (bf16 mixed precision where the hardware
 runs it fast, CPUs with AMX/AVX512-BF16 included, else fp32). ``max_steps: null`` lets each stage
-use its own default; a number there (e.g. from ``trainer=debug``) wins.
+use its own default; a number there (e.g. from ``trainer=debug``) wins. A selector that trains
+(epr) takes the other settings but trains its own ``steps``.
 """
 
 from __future__ import annotations
