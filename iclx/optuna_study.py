@@ -69,11 +69,9 @@ def _same(text: str | None, value: Any) -> bool:
 
 
 def plot_study(trials: list[Any], this_invocation: set[int], direction: str, path: Path, title: str) -> Path:
-    import matplotlib
+    from iclx.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     done = [t for t in trials if t.value is not None]
     for mine, style in ((False, dict(facecolors="white", label="earlier invocations")), (True, dict(label="this invocation"))):

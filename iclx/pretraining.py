@@ -111,10 +111,10 @@ def train(run: Any, folder: Path) -> None:
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from iclx.lm import LMTask, LossHistory, WindowDataModule
     from iclx.sampling import sample_texts, validation_prompts
-    from iclx.throughput import ThroughputMonitor, precision_dtype
     from iclx.training import build_trainer, trainer_arguments
+    from iclx.training.lm import LMTask, LossHistory, WindowDataModule
+    from iclx.training.throughput import TokenThroughput, precision_dtype
 
     cfg = run.cfg
     settings = Settings.from_config(cfg)
@@ -140,7 +140,7 @@ def train(run: Any, folder: Path) -> None:
     device = "cuda" if torch.cuda.is_available() and cfg.trainer.get("accelerator") != "cpu" else "cpu"
     peak = _matmul_peak(run, device, precision_dtype(precision))
     tokens_per_step = settings.batch_size * settings.seq_len * settings.accumulate * settings.world_size
-    throughput = ThroughputMonitor(tokens_per_step, model.flops_per_token(settings.seq_len), peak)
+    throughput = TokenThroughput(tokens_per_step, model.flops_per_token(settings.seq_len), peak)
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", every_n_train_steps=settings.checkpoint_every,
                         save_top_k=1, enable_version_counter=False, save_on_train_epoch_end=False),
@@ -201,7 +201,7 @@ def _matmul_peak(run: Any, device: str, dtype: Any) -> float:
 
     import torch
 
-    from iclx.throughput import matmul_peak_flops
+    from iclx.training.throughput import matmul_peak_flops
 
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine()
     machine = {"device": device, "name": name, "threads": torch.get_num_threads(), "dtype": str(dtype),

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from iclx.artifacts import ArtifactStore, atomic_open, write_json_atomic
+from iclx.artifacts import ArtifactStore, write_json_atomic
 from iclx.lineage import Lineage
+from iclx.plots import save_png
 from iclx.provenance import provenance
+from iclx.tables import write_csv
 
 log = logging.getLogger("iclx")
 
@@ -33,13 +34,11 @@ def set_threads(threads: int | None) -> None:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (and CUDA when present) for reproducible numbers."""
-    import numpy as np
-    import torch
+    """Seed python, numpy and torch (and CUDA when present) for reproducible numbers: Lightning's
+    seeding (the same draws as seeding each library), without its log line."""
+    from lightning.fabric.utilities.seed import seed_everything as seed_generators
 
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    seed_generators(seed, verbose=False)
     os.environ["PYTHONHASHSEED"] = str(seed)
 
 
@@ -91,22 +90,13 @@ class Run:
 
     def log_table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
         """A table: written as ``<key>.csv`` in the run folder and sent to W&B as a table."""
-        import csv
-
-        with atomic_open(self.out_dir / f"{key.replace('/', '_')}.csv", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(columns)
-            writer.writerows(rows)
+        write_csv(self.out_dir / f"{key.replace('/', '_')}.csv", columns, rows)
         if self.wandb is not None:
             self.wandb.log_table(key=key, columns=columns, data=[list(r) for r in rows])
 
     def save_figure(self, fig: Any, name: str) -> Path:
         """Save a matplotlib figure as ``plots/<name>.png`` (and to W&B as an image)."""
-        import matplotlib.pyplot as plt
-
-        path = self.plots_dir / f"{name}.png"
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        path = save_png(fig, self.plots_dir / f"{name}.png")
         if self.wandb is not None:
             self.wandb.log_image(key=f"plots/{name}", images=[str(path)])
         log.info("plot: %s", path)

@@ -31,6 +31,7 @@ from iclx.errors import ConfigError, did_you_mean
 
 Count = Annotated[StrictInt, Field(ge=1)]  # steps, sizes, batches: at least one
 Index = Annotated[StrictInt, Field(ge=0)]  # numbers of shots, workers, samples: zero is fine
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]  # what numpy (and Lightning's seeding) accept
 
 S = TypeVar("S", bound="Section")
 
@@ -81,7 +82,7 @@ class Samples(Section):
 
 class PretrainSection(Section):
     key = "pretrain"
-    seed: StrictInt
+    seed: Seed
     batch_size: Count
     seq_len: Count | None
     max_steps: Count
@@ -156,7 +157,7 @@ class TopLevel(Section):
     name: StrictStr
     sweep_name: StrictStr
     stages: list[StrictStr]
-    seed: StrictInt
+    seed: Seed
     threads: Count | None
     force: StrictBool
     plugins: list[StrictStr]

@@ -34,7 +34,7 @@ from iclx import provenance
 from iclx.errors import ConfigError, did_you_mean
 from iclx.optuna_study import is_optuna_sweep, summarize_study
 from iclx.plots import log2_shots_axis, pyplot, save_png
-from iclx.tables import format_table, write_csv  # stages still import format_table from here, for now
+from iclx.tables import format_table, write_csv
 
 log = logging.getLogger("iclx")
 

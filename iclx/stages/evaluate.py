@@ -35,7 +35,7 @@ from iclx.errors import ConfigError
 from iclx.registry import _plain, check_arguments, register
 from iclx.selectors.base import SelectionContext
 from iclx.selectors.quality import label_agreement
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.tasks.base import Task, load_task, subsample
 from iclx.tasks.icl import DemonstrationLikelihood, ICLEvaluator, QueryResult, ScoringSettings, choose_demonstrations, summarize
 
@@ -72,6 +72,7 @@ def evaluate(run: Any) -> dict[str, Any]:
                 scorer=DemonstrationLikelihood(evaluator),
                 # what S(e) depends on: the weights, and how a demonstration and the query are written
                 scorer_key=config_key(model_key, dataclasses.asdict(task.template), settings.prompt_start),
+                trainer=run.cfg.trainer,
             )
             log.info(
                 "evaluate %s: %d queries, pool %d, %s, shots %s, selectors %s",
@@ -209,11 +210,9 @@ def prediction_record(variant: str, selector: str, k: int, result: QueryResult) 
 
 def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict[str, float]) -> None:
     """The results table (log + evaluate_results.csv) and the accuracy-vs-k plot."""
-    import matplotlib
+    from iclx.plots import log2_shots_axis, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = ["accuracy", "macro_f1", "label_agreement", "concept_agreement", "truncated"]
     names = [n for n in names if any(n in m for per_k in lines.values() for m in per_k.values())]
     rows = [[line, k, *(m.get(n, "") for n in names)] for line, per_k in lines.items() for k, m in per_k.items()]
@@ -233,9 +232,8 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     for level in levels:
         ax.axhline(level, color="gray", linestyle="--", linewidth=1, label=f"chance ({level:.3g})")
     all_k = sorted({k for per_k in lines.values() for k in per_k})
-    if max(all_k) >= 8:
-        ax.set_xscale("symlog", base=2, linthresh=1)
-    ax.set_xticks(all_k, [str(k) for k in all_k])
+    if not log2_shots_axis(ax, all_k):
+        ax.set_xticks(all_k, [str(k) for k in all_k])
     ax.set_xlabel("demonstrations k")
     ax.set_ylabel("ICL accuracy")
     ax.set_title(f"{run.cfg.get('name')}: accuracy vs k", fontsize=10)

@@ -12,7 +12,7 @@ from typing import Any
 from iclx.errors import ConfigError
 from iclx.registry import register
 from iclx.sampling import sample_texts, samples_table, validation_prompts
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 
 log = logging.getLogger("iclx")
 

@@ -18,7 +18,7 @@ from typing import Any
 from iclx.pretraining import HISTORY_FILE, RESULTS_FILE, SAMPLES_FILE, train
 from iclx.registry import register
 from iclx.sampling import samples_table
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.training import is_distributed_worker
 
 log = logging.getLogger("iclx")
@@ -45,12 +45,10 @@ def pretrain(run: Any) -> dict[str, Any]:
 
 
 def _plot_history(run: Any, history: Path, unigram: float | None) -> None:
-    import matplotlib
+    from iclx.plots import pyplot
+    from iclx.training.lm import read_history
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from iclx.lm import read_history
+    plt = pyplot()
 
     rows = read_history(history) if history.is_file() else []
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

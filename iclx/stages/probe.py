@@ -19,19 +19,18 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import lightning
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from iclx import registry
 from iclx.errors import ConfigError
-from iclx.optim import lightning_optimizers
 from iclx.probes import plots
 from iclx.probes.metrics import ModelReadout, compare, gd_reference, read_model
 from iclx.probes.references import Reference, Statistics, tuned_references
 from iclx.probes.tasks import LinearRegressionProbe, TaskBatch, is_in_context_regressor, stream_generator
-from iclx.sweep_summary import format_table
+from iclx.tables import format_table
 from iclx.training import build_trainer, resolve_precision
+from iclx.training.probe import ProbeTraining
 
 log = logging.getLogger("iclx")
 
@@ -47,25 +46,6 @@ class TaskStream(IterableDataset):
         generator = stream_generator(self.seed, "train")
         while True:
             yield self.task.sample(self.task.batch_size, generator)
-
-
-class ProbeTraining(lightning.LightningModule):
-    def __init__(self, model: torch.nn.Module, optimizer_cfg: Any, total_steps: int, compile: bool = False):
-        super().__init__()
-        self.model = model
-        self.step_model = torch.compile(model) if compile else model
-        self.optimizer_cfg = optimizer_cfg
-        self.total_steps = total_steps
-        self.query_losses: list[torch.Tensor] = []
-
-    def training_step(self, batch: TaskBatch, batch_idx: int) -> torch.Tensor:
-        objective, query_loss = self.step_model.training_loss(batch)
-        self.query_losses.append(query_loss.detach())
-        self.log("probe/train_loss", query_loss, prog_bar=True)
-        return objective
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        return lightning_optimizers(self.model, self.optimizer_cfg, self.total_steps)
 
 
 def build_regression_model(model_cfg: Any, d: int) -> torch.nn.Module:
