@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -32,12 +31,13 @@ from omegaconf import OmegaConf
 
 from iclx.artifacts import atomic_open, config_key
 from iclx.errors import ConfigError
-from iclx.registry import _plain, check_arguments, register
+from iclx.registry import _plain, register
+from iclx.sections import EvaluateSection
 from iclx.selectors.base import SelectionContext
 from iclx.selectors.quality import label_agreement
 from iclx.tables import format_table
 from iclx.tasks.base import Task, load_task, subsample
-from iclx.tasks.icl import DemonstrationLikelihood, ICLEvaluator, QueryResult, ScoringSettings, choose_demonstrations, summarize
+from iclx.tasks.icl import DemonstrationLikelihood, ICLEvaluator, QueryResult, choose_demonstrations, summarize
 
 log = logging.getLogger("iclx")
 
@@ -49,21 +49,21 @@ def evaluate(run: Any) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     cfg = run.cfg
-    section = _plain(cfg.get("evaluate") or {})
-    shots = parse_shots(section.get("shots", [0, 1, 2, 4, 8]))
-    settings = scoring_settings(section)
+    section = EvaluateSection.from_config(cfg)  # typed and checked once (iclx.sections); defaults in conf/config.yaml
+    shots = section.sorted_shots
+    settings = section.scoring_settings()
     lm = run.lineage.language_model()
     model, tokenizer, model_key = lm.model, lm.tokenizer, lm.key
-    model.to(pick_device(str(section.get("device", "auto")))).eval()
-    selectors = selector_configs(cfg, section.get("selectors"))
-    variants = task_variants(cfg, section.get("variants"))
+    model.to(pick_device(section.device)).eval()
+    selectors = selector_configs(cfg, section.selectors)
+    variants = task_variants(cfg, section.variants)
     lines: dict[str, dict[int, dict[str, float]]] = {}  # line -> k -> metrics
     chance: dict[str, float] = {}
     with atomic_open(run.out_dir / PREDICTIONS_FILE) as predictions, \
             tqdm(total=len(variants) * len(selectors) * len(shots), desc="evaluate", unit="k", disable=None) as bar:
         for variant, task_cfg in variants.items():
             task = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
-            task.queries = subsample(task.queries, section.get("num_queries"), seed=0)
+            task.queries = subsample(task.queries, section.num_queries, seed=0)
             evaluator = ICLEvaluator(model, tokenizer, task, settings, max_tokens=int(model.max_seq_len), seed=run.seed)
             context = SelectionContext(
                 run=run,
@@ -96,20 +96,6 @@ def evaluate(run: Any) -> dict[str, Any]:
 
 
 # --- configuration -----------------------------------------------------------------------------
-
-
-def parse_shots(shots: Any) -> list[int]:
-    if isinstance(shots, int):
-        shots = [shots]
-    if not isinstance(shots, list) or not shots or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in shots):
-        raise ConfigError(f"evaluate.shots must be a non-empty list of integers >= 0, got {shots!r}")
-    return sorted(set(shots))
-
-
-def scoring_settings(section: Mapping[str, Any]) -> ScoringSettings:
-    fields = ScoringSettings.__dataclass_fields__
-    params = {k: v for k, v in section.items() if k in fields}
-    return ScoringSettings(**check_arguments("evaluate scoring", ScoringSettings, params, key="evaluate"))
 
 
 def selector_configs(cfg: Any, names: Any) -> dict[str, dict[str, Any]]:
