@@ -114,8 +114,14 @@ class Run:
         if self.primary:
             write_json_atomic(self.out_dir / "summary.json", self.summary)
 
+    def _resolved_precision(self) -> str | None:
+        """What ``trainer.precision`` resolves to on this machine (``auto``: bf16 only where it is fast)."""
+        trainer_cfg = self.cfg.get("trainer")
+        return _resolved_precision_of(trainer_cfg) if trainer_cfg is not None else None
+
     def close(self) -> None:
-        self.write_summary(provenance=provenance())  # after the stages: torch's threads and GPU are known by now
+        # after the stages: torch's threads and GPU are known by now
+        self.write_summary(provenance={**provenance(), "precision": self._resolved_precision()})
         for logger in self.loggers:
             try:
                 logger.finalize("success" if self.summary.get("status") == "ok" else "failed")
@@ -125,6 +131,12 @@ class Run:
             import wandb
 
             wandb.finish(exit_code=0 if self.summary.get("status") == "ok" else 1)
+
+
+def _resolved_precision_of(trainer_cfg: Any) -> str:
+    from iclx.training import resolve_precision
+
+    return str(resolve_precision(trainer_cfg.get("precision", "auto"), str(trainer_cfg.get("accelerator", "auto"))))
 
 
 def final_metrics(summary: dict[str, Any]) -> dict[str, Any]:
