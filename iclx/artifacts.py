@@ -62,14 +62,12 @@ class ArtifactStore:
         ``resumable`` keeps a half-built folder from an earlier crash for the builder to continue;
         otherwise a leftover partial folder is discarded first.
         """
-        from filelock import FileLock
-
         final = self.path(kind, key)
         if self.reusable(kind, key):
             log.info("reusing %s artifact %s (%s)", kind, key, final)
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(final) + ".lock"):
+        with self._lock(final, kind, key):
             if self.reusable(kind, key):  # another job built it while we waited for the lock
                 log.info("reusing %s artifact %s built by another job (%s)", kind, key, final)
                 return final
@@ -80,7 +78,13 @@ class ArtifactStore:
             material = dict(material or {})
             log.info("building %s artifact %s (%s)", kind, key, self.rebuild_reason(kind, key, material))
             start = time.perf_counter()
-            builder(partial)
+            try:
+                builder(partial)
+            except BaseException:
+                # a failed build leaves nothing, but what a resumable builder can continue from
+                if not resumable or not any(partial.iterdir()):
+                    shutil.rmtree(partial, ignore_errors=True)
+                raise
             manifest = {
                 "kind": kind,
                 "key": key,
@@ -97,6 +101,27 @@ class ArtifactStore:
             self._rebuilt.add(final)
             log.info("built %s artifact %s in %.1fs (%s)", kind, key, manifest["build_seconds"], final)
             return final
+
+    @contextlib.contextmanager
+    def _lock(self, final: Path, kind: str, key: str) -> Iterator[None]:
+        """The artifact's file lock; while another process holds it, a log line every 30 s names
+        the artifact and the holder's pid (kept beside the lock)."""
+        from filelock import FileLock, Timeout
+
+        lock, owner = FileLock(str(final) + ".lock"), Path(str(final) + ".lock.pid")
+        while True:
+            try:
+                lock.acquire(timeout=30)
+                break
+            except Timeout:
+                holder = owner.read_text().strip() if owner.is_file() else "unknown"
+                log.info("waiting for the %s artifact %s: process %s is building it", kind, key, holder)
+        try:
+            owner.write_text(str(os.getpid()))
+            yield
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
 
     def reusable(self, kind: str, key: str) -> bool:
         final = self.path(kind, key)

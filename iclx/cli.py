@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -191,8 +192,9 @@ def _run_job(cfg: DictConfig) -> JobSummary:
     try:
         _run_stages(run, hydra_cfg)
         run.write_summary(status="ok", seconds=round(time.perf_counter() - start, 2))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (see main)
         run.write_summary(status="interrupted", seconds=round(time.perf_counter() - start, 2))
+        print(f"iclx: interrupted ({e or 'SIGINT'}); {out_dir / 'summary.json'} says so", file=sys.stderr, flush=True)
         raise
     except Exception as e:  # noqa: BLE001 -- every failure is reported, then the job ends
         message = str(e) if isinstance(e, IclxError) else f"{type(e).__name__}: {e}"
@@ -356,7 +358,16 @@ def _sweep_exit_code(outcome: Any) -> int:
 
 
 def main() -> None:
-    sys.exit(run_cli(sys.argv[1:]))
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        sys.exit(run_cli(sys.argv[1:]))
+    except KeyboardInterrupt:  # the job recorded it and said so
+        sys.exit(130)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (a scheduler's kill, `kill PID`) ends the run like Ctrl-C: recorded, locks released."""
+    raise KeyboardInterrupt("SIGTERM")
 
 
 if __name__ == "__main__":

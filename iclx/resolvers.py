@@ -1,6 +1,7 @@
 """OmegaConf resolvers iclx's configs use; registered once, on import (the entrypoint imports this).
 
 ``${iclx.gpus_per_node:ACCELERATOR,DEVICES}`` is what ``launcher=slurm`` asks for, from the trainer.
+``${iclx.fresh_folder:PATH}`` claims a run or sweep folder no other run has.
 
 ``${iclx.choice:GROUP,FALLBACK}`` is the option chosen for a config group (e.g. the experiment), or
 FALLBACK where the group has none. Hydra's own ``${hydra:runtime.choices.GROUP}`` only resolves
@@ -41,9 +42,29 @@ def gpus_per_node(accelerator: str, devices: Any) -> int:
     return devices
 
 
+def fresh_folder(path: str) -> str:
+    """``${iclx.fresh_folder:outputs/.../<date>_<time>}``: ``path``, created now, or ``path-2``,
+    ``path-3``, ... when another run took it first (two runs started in the same second). Creating
+    the folder is what claims it, so two processes never get the same one. Cached per config, so
+    the run resolves it once (Hydra copies the cache into every job's config)."""
+    import os
+
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    candidate, number = path, 1
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            number += 1
+            candidate = f"{path}-{number}"
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("iclx.choice"):
         OmegaConf.register_new_resolver("iclx.choice", chosen_option)
+    if not OmegaConf.has_resolver("iclx.fresh_folder"):
+        OmegaConf.register_new_resolver("iclx.fresh_folder", fresh_folder, use_cache=True)
     if not OmegaConf.has_resolver("iclx.gpus_per_node"):
         OmegaConf.register_new_resolver("iclx.gpus_per_node", gpus_per_node)
 

@@ -69,3 +69,13 @@ class InOrderSelector(Selector):
     def _select(self, queries, k):
         order = [(self.offset + i) % len(self.pool) for i in range(len(self.pool))]
         return [[i for i in order if i != self.own_index(query)][:k] for query in queries]
+
+
+@register("stage", "sleep")
+def sleep(run):
+    """Sleeps ``sleep_seconds`` (default 60), so tests can interrupt a run mid-stage."""
+    import time
+
+    (run.out_dir / "sleeping").write_text("")
+    time.sleep(float(run.cfg.get("sleep_seconds", 60)))
+    return {"slept": 1}
