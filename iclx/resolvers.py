@@ -46,7 +46,8 @@ def fresh_folder(path: str) -> str:
     """``${iclx.fresh_folder:outputs/.../<date>_<time>}``: ``path``, created now, or ``path-2``,
     ``path-3``, ... when another run took it first (two runs started in the same second). Creating
     the folder is what claims it, so two processes never get the same one. Cached per config, so
-    the run resolves it once (Hydra copies the cache into every job's config)."""
+    the run resolves it once. Only for ``hydra.run.dir``: launchers (submitit) resolve a sweep's
+    folder again in copies of the config without the cache, which would claim a new folder each time."""
     import os
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
