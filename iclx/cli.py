@@ -213,13 +213,16 @@ def _run_job(cfg: DictConfig) -> JobSummary:
 
 
 def job_config_hash(cfg: DictConfig) -> str | None:
-    """A hash of the job's resolved config (but the ``sweep`` section): equal hashes, equal jobs.
-    None when the config does not resolve (the stages then say why)."""
+    """A hash of the job's resolved config (but the ``sweep`` section) and of the code that ran it
+    (iclx version and git commit): equal hashes, equal jobs, so a rerun after a code change runs
+    again instead of reusing old results. None when the config does not resolve (the stages say why)."""
     from iclx.artifacts import config_key
+    from iclx.provenance import provenance
     from iclx.run import resolved_config
 
+    code = {k: v for k, v in provenance().items() if k in ("iclx", "git_commit")}
     try:
-        return config_key({k: v for k, v in resolved_config(cfg).items() if k != "sweep"})
+        return config_key({k: v for k, v in resolved_config(cfg).items() if k != "sweep"}, code)
     except Exception:  # noqa: BLE001 -- e.g. an interpolation error, reported by the stage that reads it
         return None
 
