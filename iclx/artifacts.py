@@ -6,11 +6,17 @@ depends on is declared in ``iclx.lineage``). It becomes visible only when comple
 built in ``<key>.partial`` under a file lock and renamed into place, so a crashed build never looks
 finished and two jobs of one sweep never build the same artifact at once. A resumable builder
 (pre-training) finds its own half-done ``.partial`` folder again after a crash.
+
+The manifest records every file's size and SHA-256 (``iclx.integrity``); a run that uses an
+artifact checks them first, so a file truncated, deleted or overwritten since the build is named in
+one warning and the artifact is rebuilt, never used. The folder's modification time is its last use
+(``iclx cache ls``, ``iclx cache gc --older-than``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -20,6 +26,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from iclx.errors import DiskFull
+from iclx.integrity import damage, file_records
 
 log = logging.getLogger("iclx")
 
@@ -39,6 +48,8 @@ class ArtifactStore:
         self.root = Path(root)
         self.force = force
         self._rebuilt: set[Path] = set()  # with force=true, rebuild each artifact once per run
+        self._checked: dict[Path, str | None] = {}  # artifact folder -> its damage (None: whole), once per run
+        self._reported: dict[Path, str] = {}  # the damage already warned about
 
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / key
@@ -65,12 +76,13 @@ class ArtifactStore:
         final = self.path(kind, key)
         if self.reusable(kind, key):
             log.info("reusing %s artifact %s (%s)", kind, key, final)
-            return final
+            return self._touch(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         with self._lock(final, kind, key):
+            self._checked.pop(final, None)  # look again: another job may have built or rebuilt it
             if self.reusable(kind, key):  # another job built it while we waited for the lock
                 log.info("reusing %s artifact %s built by another job (%s)", kind, key, final)
-                return final
+                return self._touch(final)
             partial = final.with_name(final.name + ".partial")
             if partial.exists() and not resumable:
                 shutil.rmtree(partial)
@@ -91,14 +103,16 @@ class ArtifactStore:
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "build_seconds": round(time.perf_counter() - start, 3),
                 "material": material,
+                "files": file_records(partial, exclude={MANIFEST}),
             }
             write_json_atomic(partial / MANIFEST, manifest)
-            if final.exists():  # force=true: replace the old one only now that the new one is whole
+            if final.exists():  # force=true or damaged: replace the old one only now that the new one is whole
                 stale = final.with_name(f"{final.name}.stale-{os.getpid()}")
                 final.rename(stale)
                 shutil.rmtree(stale, ignore_errors=True)
             partial.rename(final)
             self._rebuilt.add(final)
+            self._checked[final] = None
             log.info("built %s artifact %s in %.1fs (%s)", kind, key, manifest["build_seconds"], final)
             return final
 
@@ -123,16 +137,70 @@ class ArtifactStore:
             owner.unlink(missing_ok=True)
             lock.release()
 
+    def lock_holder(self, kind: str, key: str) -> str | None:
+        """The pid of the process building this artifact now, or None when no process holds its lock."""
+        with self.unless_locked(kind, key) as free:
+            if free:
+                return None
+        owner = Path(f"{self.path(kind, key)}.lock.pid")
+        return (owner.read_text().strip() if owner.is_file() else "") or "unknown"
+
+    @contextlib.contextmanager
+    def unless_locked(self, kind: str, key: str) -> Iterator[bool]:
+        """Hold the artifact's lock for the block (True), or False at once when a running job holds it."""
+        from filelock import FileLock, Timeout
+
+        lock_file = Path(f"{self.path(kind, key)}.lock")
+        if not lock_file.parent.is_dir():
+            yield True
+            return
+        lock = FileLock(str(lock_file))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
     def reusable(self, kind: str, key: str) -> bool:
+        """Built, whole (its files match the manifest's checksums) and not to be rebuilt (force)."""
         final = self.path(kind, key)
         if not (final / MANIFEST).is_file():
             return False
-        return not self.force or final in self._rebuilt
+        if self.force and final not in self._rebuilt:
+            return False
+        return self.damage(kind, key) is None
+
+    def damage(self, kind: str, key: str) -> str | None:
+        """What is wrong with a built artifact (a file missing, truncated or changed since its build),
+        or None; checked once per run, with a warning naming the artifact the first time."""
+        final = self.path(kind, key)
+        if final not in self._checked:
+            problem = damage(final, MANIFEST)
+            self._checked[final] = problem
+            if problem is not None and self._reported.get(final) != problem:
+                self._reported[final] = problem
+                log.warning("%s artifact %s is damaged (%s): it will not be used; it is rebuilt when a stage "
+                            "needs it (%s)", kind, key, problem, final)
+        return self._checked[final]
+
+    @staticmethod
+    def _touch(final: Path) -> Path:
+        """Record a use: the folder's modification time is the artifact's last use (``iclx cache``)."""
+        with contextlib.suppress(OSError):
+            os.utime(final)
+        return final
 
     def rebuild_reason(self, kind: str, key: str, material: Mapping[str, Any]) -> str:
         """Why this artifact is built: what differs from the closest one of its kind in the store."""
-        if self.force and (self.path(kind, key) / MANIFEST).is_file():
+        final = self.path(kind, key)
+        if self.force and (final / MANIFEST).is_file() and final not in self._rebuilt:
             return "force=true"
+        if self._checked.get(final):
+            return f"the cached one is damaged: {self._checked[final]}"
         closest: tuple[int, list[str]] | None = None
         for manifest_file in sorted((self.root / kind).glob(f"*/{MANIFEST}"), key=lambda p: p.stat().st_mtime, reverse=True):
             try:
@@ -174,15 +242,23 @@ def _changed_paths(old: Any, new: Any, prefix: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[Any]:
+def atomic_open(path: str | Path, mode: str = "w", *, sync: bool = False, **kwargs: Any) -> Iterator[Any]:
     """A file that appears at ``path`` only when the block ends without an error: readers see
-    the old file or the new one, never half of one."""
+    the old file or the new one, never half of one (``sync``: not even after a power cut). A full
+    disk is one ``DiskFull`` error naming the file; the old file stays as it was."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, mode, **kwargs) as f:
             yield f
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise DiskFull(f"the disk is full while writing {path}: the previous version is kept; free space and run again") from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from iclx.artifacts import ArtifactStore, config_key
-from iclx.errors import ConfigError
+from iclx.errors import ConfigError, DataError
 from iclx.registry import _plain
 
 log = logging.getLogger("iclx")
@@ -178,8 +178,22 @@ class Lineage:
                     kind, self.key(kind), lambda f: spec.build(self.run, f), material=self.material(kind),
                     resumable=spec.resumable,
                 )
-                self._values[kind] = spec.load(folder) if spec.load else folder
+                self._values[kind] = self._load(kind, folder)
         return self._values[kind]
+
+    @staticmethod
+    def _load(kind: str, folder: Path) -> Any:
+        """The loader's value; a file that passed its checksums but cannot be read names the artifact."""
+        load = ARTIFACTS[kind].load
+        if load is None:
+            return folder
+        try:
+            return load(folder)
+        except (OSError, ValueError, EOFError, RuntimeError, KeyError) as e:
+            raise DataError(
+                f"{kind} artifact {folder.name} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                f"rebuild it with force=true or check it with: iclx cache verify {folder}"
+            ) from e
 
     def folder(self, kind: str, material: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
         """The folder of an artifact whose material the caller gives (embeddings, retriever, hardware)."""
@@ -212,10 +226,12 @@ class Lineage:
             model = build_model(_plain(cfg.model), tokenizer.vocab_size).eval()
             return LanguageModel(model, tokenizer, config_key("hf", cfg.model))
         if not self.exists("pretrain"):
+            store, key = self._store(), self.key("pretrain")
+            built = store.path("pretrain", key).is_dir() and not store.force
+            state = f"is damaged ({store.damage('pretrain', key)})" if built else f"is not in {store.root}"
             raise ConfigError(
-                f"no pre-trained model for this config: artifact pretrain/{self.key('pretrain')} is not in "
-                f"{self._store().root} (add pretrain to stages, e.g. stages=[tokenize,pack,pretrain,evaluate], "
-                "or set pretrain.checkpoint=<model folder>)"
+                f"no pre-trained model for this config: artifact pretrain/{key} {state} (add pretrain to "
+                "stages, e.g. stages=[tokenize,pack,pretrain,evaluate], or set pretrain.checkpoint=<model folder>)"
             )
         model, tokenizer = self.get("pretrain")
         return LanguageModel(model, tokenizer, self.key("pretrain"))

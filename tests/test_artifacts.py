@@ -86,3 +86,50 @@ def test_concurrent_jobs_build_once(tmp_path):
     for t in threads:
         t.join()
     assert len(built) == 1 and (tmp_path / "ckpt" / "k" / "x").read_text() == "done"
+
+
+def test_a_file_changed_after_the_build_is_named_and_the_artifact_rebuilt(tmp_path, caplog):
+    store = ArtifactStore(tmp_path)
+    store.get_or_build("pack", "k", lambda f: (f / "shard.bin").write_bytes(b"\x01" * 1000))
+    (tmp_path / "pack" / "k" / "shard.bin").write_bytes(b"\x01" * 499 + b"\x02" + b"\x01" * 500)  # same size
+    rebuilt = []
+    with caplog.at_level("INFO", logger="iclx"):
+        fresh = ArtifactStore(tmp_path)
+        assert not fresh.exists("pack", "k") or not fresh.reusable("pack", "k")
+        fresh.get_or_build("pack", "k", lambda f: rebuilt.append((f / "shard.bin").write_bytes(b"\x01" * 1000)))
+    assert rebuilt and (tmp_path / "pack" / "k" / "shard.bin").read_bytes() == b"\x01" * 1000
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"pack artifact k is damaged (shard.bin was changed after the build (checksum differs)): it will not be used; "
+        f"it is rebuilt when a stage needs it ({tmp_path / 'pack' / 'k'})"
+    ]
+    assert "building pack artifact k (the cached one is damaged: shard.bin was changed" in caplog.text
+    assert ArtifactStore(tmp_path).reusable("pack", "k")
+
+
+def test_an_artifact_without_checksums_is_rebuilt(tmp_path, caplog):
+    folder = tmp_path / "tokenizer" / "k"
+    folder.mkdir(parents=True)
+    (folder / MANIFEST).write_text('{"kind": "tokenizer", "key": "k", "material": {}}')  # as built before checksums
+    with caplog.at_level("INFO", logger="iclx"):
+        ArtifactStore(tmp_path).get_or_build("tokenizer", "k", lambda f: (f / "vocab.json").write_text("{}"))
+    assert "the cached one is damaged: artifact.json records no checksums (built by an older iclx)" in caplog.text
+    assert (folder / "vocab.json").is_file()
+
+
+def test_big_files_are_checked_by_sampled_blocks_on_use_and_in_full_by_verify(tmp_path, monkeypatch):
+    from iclx import integrity
+
+    monkeypatch.setattr(integrity, "FULL_HASH_LIMIT", 1000)
+    monkeypatch.setattr(integrity, "BLOCK", 10)
+    monkeypatch.setattr(integrity, "SAMPLED_BLOCKS", 4)
+    store = ArtifactStore(tmp_path)
+    folder = store.get_or_build("pack", "k", lambda f: (f / "big.bin").write_bytes(bytes(5000)))
+    data = bytearray(5000)
+    data[2000] = 1  # between the sampled blocks (at 0, 1663, 3326 and 4990)
+    (folder / "big.bin").write_bytes(bytes(data))
+    assert integrity.damage(folder, MANIFEST) is None
+    assert integrity.damage(folder, MANIFEST, full=True) == "big.bin was changed after the build (checksum differs)"
+    data[1665] = 1  # inside a sampled block
+    (folder / "big.bin").write_bytes(bytes(data))
+    assert integrity.damage(folder, MANIFEST) == "big.bin was changed after the build (checksum differs)"
