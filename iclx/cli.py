@@ -6,6 +6,7 @@ torch; stages import what they need when they run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from iclx import commands, registry, resolvers, sweep_summary  # noqa: F401 -- resolvers registers ${iclx.choice:...}
 from iclx.config_folder import conf_dir, group_options, user_config_dirs
-from iclx.errors import ConfigError, IclxError, did_you_mean
+from iclx.errors import ConfigError, IclxError, did_you_mean, disk_full
 
 # Idle OpenMP threads sleep instead of spinning: spinning threads starve the working ones when
 # the CPU is shared (a tiny 2-thread training step went from 16 ms to 285 ms under load). Set
@@ -197,12 +198,14 @@ def _run_job(cfg: DictConfig) -> JobSummary:
         print(f"iclx: interrupted ({e or 'SIGINT'}); {out_dir / 'summary.json'} says so", file=sys.stderr, flush=True)
         raise
     except Exception as e:  # noqa: BLE001 -- every failure is reported, then the job ends
+        e = disk_full(e) or e
         message = str(e) if isinstance(e, IclxError) else f"{type(e).__name__}: {e}"
         trace = out_dir / "traceback.txt"
-        trace.write_text(traceback.format_exc())
-        if not isinstance(e, IclxError):
-            message += f" (traceback in {trace})"
-        run.write_summary(status="failed", error=message, seconds=round(time.perf_counter() - start, 2))
+        with contextlib.suppress(OSError):  # on a full disk the one line below still gets out
+            trace.write_text(traceback.format_exc())
+            if not isinstance(e, IclxError):
+                message += f" (traceback in {trace})"
+            run.write_summary(status="failed", error=message, seconds=round(time.perf_counter() - start, 2))
         print(f"iclx: {message}", file=sys.stderr, flush=True)
         if os.environ.get("ICLX_DEBUG") or hydra_cfg.verbose:
             traceback.print_exc()

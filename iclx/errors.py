@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from typing import Iterable
 
 
@@ -16,6 +17,25 @@ class ConfigError(IclxError):
 
 class DataError(IclxError):
     """A file or record cannot be used (missing, empty, malformed)."""
+
+
+class DiskFull(IclxError):
+    """No space left on a device while writing: what was whole before (the previous checkpoint, the
+    cached artifacts) is kept."""
+
+
+def disk_full(e: BaseException) -> DiskFull | None:
+    """``e`` as a DiskFull when it (or an exception it came from) is 'no space left on device'."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, DiskFull):
+            return seen
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            where = f" while writing {seen.filename}" if seen.filename else ""
+            return DiskFull(f"the disk is full{where} (no space left on device): what was complete before is kept; "
+                            "free space and run the same command again")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

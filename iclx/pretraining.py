@@ -113,6 +113,7 @@ def train(run: Any, folder: Path) -> None:
 
     from iclx.sampling import sample_texts, validation_prompts
     from iclx.training import build_trainer, trainer_arguments
+    from iclx.training.checkpoints import AtomicCheckpointIO, remove_damaged, resume_checkpoint
     from iclx.training.lm import LMTask, LossHistory, WindowDataModule
     from iclx.training.throughput import TokenThroughput, precision_dtype
 
@@ -123,9 +124,10 @@ def train(run: Any, folder: Path) -> None:
         (folder / WANDB_RUN_FILE).write_text(run.wandb.experiment.id)
     ckpt_dir, history = folder / "checkpoints", folder / HISTORY_FILE
     last = ckpt_dir / "last.ckpt"
-    resume = settings.resume == "auto" and last.is_file()
-    if resume:
-        log.info("pretrain: resuming from %s", last)
+    # rank 0 checks the checkpoints (setting damaged ones aside) before it starts the other ranks
+    resume_from = resume_checkpoint(ckpt_dir, check=not is_distributed_worker()) if settings.resume == "auto" else None
+    if resume_from is not None:
+        log.info("pretrain: resuming from %s", resume_from)
     elif not is_distributed_worker():
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         history.unlink(missing_ok=True)
@@ -156,16 +158,18 @@ def train(run: Any, folder: Path) -> None:
         val_check_interval=min(val_interval, settings.max_steps * settings.accumulate),
         check_val_every_n_epoch=None, num_sanity_val_steps=0, use_distributed_sampler=False,
         limit_val_batches=(cfg.trainer.get("limit_val_batches") or 1.0) if has_val else 0,
+        plugins=[AtomicCheckpointIO()],
     )
     log.info("pretrain: %s model, %.3gM parameters, %d steps of %d tokens", model.name, model.num_parameters() / 1e6,
              settings.max_steps, tokens_per_step)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-        trainer.fit(task, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
+        trainer.fit(task, datamodule=data, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
         final_val = _final_validation(trainer, task, data) if has_val else None
         trainer.save_checkpoint(last, weights_only=False)  # the final state, for continuing training later
     if trainer.global_rank != 0:
         return
+    remove_damaged(ckpt_dir)
     results = {
         "steps": trainer.global_step, "tokens": trainer.global_step * tokens_per_step,
         "parameters": model.num_parameters(), "train_loss": _last_train_loss(trainer),

@@ -69,7 +69,7 @@ def test_pretrain_on_ginc_then_reuse_everything(in_tmp, record_batches):
 
     folder = artifact(in_tmp, "pretrain")
     assert {"model.pt", "results.json", "samples.json", "history.csv", "tokenizer"} <= {p.name for p in folder.iterdir()}
-    assert {p.name for p in (folder / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt"}
+    assert {p.name for p in (folder / "checkpoints").iterdir()} == {"last.ckpt", "best.ckpt", "last.ckpt.sha256", "best.ckpt.sha256"}
     history = read_history(folder / "history.csv")
     assert [r["step"] for r in history if r["metric"] == "val/loss"] == [10, 20, 30]
     assert [r["step"] for r in history if r["metric"] == "train/loss"] == [10, 20, 30]
