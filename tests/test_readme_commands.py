@@ -157,6 +157,8 @@ SPECS: dict[str, Spec] = {
 # `iclx report` needs a sweep in the scratch folder first: it runs the README's icl_gd sweep (shrunk)
 REPORT = "iclx report sweeps/icl_gd/* --out reports/icl_gd --metric probe/loss_ratio"
 REPORT_SETUP = "iclx -m experiment=icl_gd seed=0,1 probe.n=5,10"
+# `iclx cache ...` needs a cache: the README's quickstart, shrunk and without evaluate, fills one
+CACHE_SETUP = ["stages=[tokenize,pack,pretrain]", *QUICK]
 
 
 def _commands() -> list[Command]:
@@ -172,7 +174,7 @@ def _params(kind: str) -> list:
             out.append(pytest.param(cmd, id=cmd.text))
         elif kind == "report" and cmd.args[:1] == ("report",):
             out.append(pytest.param(cmd, id=cmd.text))
-        elif kind == "run" and cmd.error is None and cmd.args[:1] != ("report",) and cmd.text in SPECS:
+        elif kind == "run" and cmd.error is None and cmd.args[:1] not in (("report",), ("cache",)) and cmd.text in SPECS:
             spec = SPECS[cmd.text]
             marks = [pytest.mark.slow] if spec.slow else []
             if spec.xfail:
@@ -255,6 +257,23 @@ def test_readme_report_command(tmp_path, cmd):
     assert "probe/loss_ratio" in proc.stdout
 
 
+def test_readme_cache_commands(tmp_path):
+    """Every `iclx cache ...` line of the README, in order, on the cache of a (shrunk) quickstart."""
+    commands = [c for c in _commands() if c.args[:1] == ("cache",)]
+    assert len(commands) >= 3, [c.text for c in commands]
+    proc = run_iclx(tmp_path, *CACHE_SETUP)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    for cmd in commands:
+        proc = run_iclx(tmp_path, *cmd.args)
+        assert proc.returncode == 0, f"{cmd.text}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        if cmd.args[1] == "ls":
+            assert all(f"{kind} " in proc.stdout for kind in ("tokenizer", "pack", "pretrain")), proc.stdout
+        if cmd.args[1] == "verify":
+            assert "0 damaged" in proc.stdout, proc.stdout
+        if cmd.args[1] == "gc":  # nothing is broken or old here: everything stays
+            assert "0 artifacts, 0 B freed" in proc.stdout, proc.stdout
+
+
 @pytest.mark.parametrize("cmd", _params("error"))
 def test_readme_error_example(tmp_path, cmd):
     proc = run_iclx(tmp_path, *cmd.args)
@@ -267,7 +286,7 @@ def test_every_readme_command_is_run_or_skipped():
     commands = _commands()
     assert len(commands) > 20, [c.text for c in commands]
     texts = {c.text for c in commands}
-    handled = {c.text for c in commands if c.error is not None or c.args[:1] == ("report",)} | set(SPECS) | set(SKIPPED)
+    handled = {c.text for c in commands if c.error is not None or c.args[:1] in (("report",), ("cache",))} | set(SPECS) | set(SKIPPED)
     missing = sorted(texts - handled)
     assert not missing, f"README commands neither run nor SKIPPED: {missing}"
     stale = sorted((set(SPECS) | set(SKIPPED)) - texts)
