@@ -184,6 +184,69 @@ class GincLanguage:
     def bayes_next_word(self, x: np.ndarray, concepts: Sequence[int], start_properties: Sequence[int]) -> np.ndarray:
         return self.next_word_probs(x, concepts, start_properties).argmax(axis=1)
 
+    def _forward(self, x: np.ndarray, concept: int, start_property: int) -> tuple[np.ndarray, np.ndarray]:
+        """(log P(x | concept, start property), P(next hidden state | x)) per row of x (n, length);
+        the start entity is uniform, as ``example_tokens`` draws it."""
+        n_states = self.n_entities * self.n_properties
+        emitted = self.emission.reshape(-1)
+        transitions = self.transition_matrix(concept)
+        alpha = np.tile((np.arange(n_states) % self.n_properties == start_property) / self.n_entities, (len(x), 1))
+        log_likelihood = np.zeros(len(x))
+        for t in range(x.shape[1]):
+            if t > 0:
+                alpha = alpha @ transitions
+            alpha = alpha * (emitted[None, :] == x[:, t : t + 1])
+            total = alpha.sum(axis=1)
+            log_likelihood += np.log(np.maximum(total, 1e-300))
+            alpha /= np.maximum(total, 1e-300)[:, None]
+        return log_likelihood, alpha @ transitions
+
+    def hypotheses(self, split: Split = "id") -> list[tuple[int, int]]:
+        """The (concept, start property) pairs a prompt of ``split`` can come from, equally likely a priori."""
+        return [(c, p) for c in self.concepts(split) for p in range(1, self.n_properties)]
+
+    def example_log_likelihoods(self, tokens: np.ndarray, split: Split = "id") -> np.ndarray:
+        """log P(example | concept, start property): (hypotheses, n) for word ids (n, length)."""
+        tokens = np.atleast_2d(np.asarray(tokens, dtype=np.int64))
+        return np.stack([self._forward(tokens, c, p)[0] for c, p in self.hypotheses(split)])
+
+    def query_predictives(self, x: np.ndarray, split: Split = "id") -> tuple[np.ndarray, np.ndarray]:
+        """For query inputs x (n, length - 1): log P(x | h) (hypotheses, n) and P(next word | x, h)
+        (hypotheses, n, vocabulary)."""
+        x = np.atleast_2d(np.asarray(x, dtype=np.int64))
+        emitted = self.emission.reshape(-1)
+        lls, words = [], []
+        for c, p in self.hypotheses(split):
+            ll, next_state = self._forward(x, c, p)
+            lls.append(ll)
+            words.append(_add_by_word(next_state, emitted, len(self.symbols)))
+        return np.stack(lls), np.stack(words)
+
+    def prompt_predictive(
+        self, demonstrations: Sequence[np.ndarray], query_x: np.ndarray, split: Split = "id"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The Bayes-optimal predictive of the query's next word given a whole prompt.
+
+        The prompt process of ``ginc_prompts`` and of the ``matched`` pool: a concept uniform over
+        the split's concepts and a start property uniform over 1..n_properties-1 are drawn once; every
+        demonstration (word ids x and y, ``example_length`` of them) and the query's x (one fewer) is
+        an independent walk from a uniform entity at that start property under that concept (the
+        ``/`` between examples is the template's, not the HMM's). So
+        P(y | prompt) = sum over h = (c, p) of P(h | demonstrations, x_query) P(y | x_query, h).
+        Returns (P(word) over the vocabulary, P(h) over ``hypotheses(split)``).
+        """
+        demo_ll = self.example_log_likelihoods(np.asarray(demonstrations), split).sum(axis=1) if len(demonstrations) else 0.0
+        query_ll, words = self.query_predictives(query_x, split)
+        return posterior_predictive(demo_ll + query_ll[:, 0], words[:, 0])
+
+
+def posterior_predictive(log_evidence: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P(word), P(h)) from log P(prompt | h) (hypotheses,) and P(word | query, h) (hypotheses, vocabulary),
+    with a uniform prior over the hypotheses."""
+    weights = np.exp(log_evidence - log_evidence.max())
+    weights /= weights.sum()
+    return weights @ words, weights
+
 
 # the keys of the ``data`` config that define the language (the corpus adds its size)
 LANGUAGE_KEYS = tuple(inspect.signature(GincLanguage).parameters)

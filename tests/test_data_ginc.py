@@ -116,3 +116,54 @@ def test_the_corpus_and_the_language_default_to_the_same_hmms():
     corpus = inspect.signature(GincCorpus).parameters
     for name, parameter in inspect.signature(GincLanguage).parameters.items():
         assert corpus[name].default == parameter.default, name
+
+
+def _path_probability(lang: GincLanguage, words: np.ndarray, concept: int, start_property: int) -> float:
+    """P(words | concept, start property) by summing over every hidden path (uniform start entity)."""
+    n_props = lang.n_properties
+    transitions = lang.transition_matrix(concept)
+    total = 0.0
+    for path in itertools.product(range(lang.n_entities * n_props), repeat=len(words)):
+        if path[0] % n_props != start_property:
+            continue
+        p = 1.0 / lang.n_entities
+        for t, state in enumerate(path):
+            if t > 0:
+                p *= transitions[path[t - 1], state]
+            if lang.emission.flat[state] != words[t]:
+                p = 0.0
+        total += p
+    return total
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_the_prompt_posterior_predictive_matches_enumeration(k):
+    """P(y | demonstrations, x_query) of the prompt process (uniform concept and start property),
+    from the forward algorithm, equals brute-force sums over every hidden path and hypothesis."""
+    lang = GincLanguage(vocab_size=3, n_entities=2, n_properties=3, n_concepts=2, n_ood_concepts=1, seed=3)
+    tokens, _, _, _ = lang.example_tokens(k + 1, 3, concept=1, start_property=2, seed=k)
+    demos, query_x = tokens[:k], tokens[k, :-1]
+    words, weights = lang.prompt_predictive(list(demos), query_x)
+
+    joint = np.zeros(len(lang.symbols))
+    evidence = []
+    for c, p in lang.hypotheses("id"):
+        prior = 1 / len(lang.hypotheses("id"))
+        demo_prob = np.prod([_path_probability(lang, d, c, p) for d in demos]) if k else 1.0
+        evidence.append(prior * demo_prob * _path_probability(lang, query_x, c, p))
+        for y in range(len(lang.symbols)):
+            joint[y] += prior * demo_prob * _path_probability(lang, np.append(query_x, y), c, p)
+    np.testing.assert_allclose(words, joint / joint.sum(), atol=1e-10)
+    np.testing.assert_allclose(weights, np.asarray(evidence) / sum(evidence), atol=1e-10)
+    assert lang.hypotheses("ood") == [(2, 1), (2, 2)]
+
+
+def test_more_demonstrations_concentrate_the_posterior_on_the_true_concept(language):
+    # examples of 2 words: the query's x alone (one word) says little about its concept
+    tokens, _, _, _ = language.example_tokens(17, 2, concept=3, start_property=4, seed=7)
+    mass = []
+    for k in (0, 2, 16):
+        _, weights = language.prompt_predictive(list(tokens[:k]), tokens[16, :-1])
+        concept_mass = weights.reshape(language.n_concepts, language.n_properties - 1).sum(axis=1)
+        mass.append(concept_mass[3])
+    assert mass[0] < mass[1] < mass[2] and mass[2] > 0.9, mass
