@@ -177,6 +177,7 @@ class JobSummary(dict):
 def _run_job(cfg: DictConfig) -> JobSummary:
     """Run the stages of one job; return its summary. Errors become one line and a 'failed' status."""
     global _exit_code
+    from iclx import progress
     from iclx.artifacts import ArtifactStore, write_json_atomic
     from iclx.config_check import validate_config
     from iclx.run import Run
@@ -193,6 +194,7 @@ def _run_job(cfg: DictConfig) -> JobSummary:
     try:  # every check before anything runs (components, sections, top-level keys such as seed)
         validate_config(cfg)
         seed = int(cfg.seed)
+        progress.configure(cfg.get("trainer"))  # bars on a terminal, lines in a log: for every loop of the job
     except IclxError as e:  # before a Run exists: the summary and the one line, written here
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "summary.json", {"status": "failed", **header, "error": str(e)})

@@ -66,6 +66,8 @@ CASES = [
     (["threads=0"], "iclx: threads must be >= 1, got 0"),
     (["force=yes"], "iclx: force must be bool, got str 'yes'"),
     (["seed=abc"], "iclx: seed must be int, got str 'abc'"),
+    (["trainer.progress_interval=0"], "iclx: trainer.progress_interval must be a number of seconds > 0, got 0"),
+    (["trainer.enable_progress_bar=yes"], "iclx: trainer.enable_progress_bar must be bool, got str 'yes'"),
 ]
 
 
