@@ -106,6 +106,31 @@ def check_override_keys(args: list[str], groups: dict[str, list[str]], config_di
         raise ConfigError(f"'{missing}' is not a key of the config{hint}")
 
 
+def check_import_path_overrides(args: list[str]) -> None:
+    """Fail at once, in one line, on an override that sets a ``_target_`` key (``+selector._target_=
+    os.system``, ``selector={_target_: ...}``): iclx names components by ``name:`` and never reads
+    it. ``validate_config`` refuses one that a config file sets, as a failed job."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from iclx.config_check import IMPORT_PATH_KEY, import_path_error, import_path_keys
+
+    candidates = [a for a in args if not a.startswith("-") and "=" in a]
+    try:
+        overrides = OverridesParser.create().parse_overrides(candidates)
+    except Exception:  # noqa: BLE001 -- bad override syntax: Hydra reports it in its own words next
+        return
+    for o in overrides:
+        key = o.key_or_group
+        if key.startswith("hydra.") or key.startswith("hydra/"):
+            continue  # Hydra's own section names its launcher, sweeper and callbacks by _target_
+        if IMPORT_PATH_KEY in key.split("."):
+            raise import_path_error(key)
+        value = o.value()
+        for choice in getattr(value, "list", [value]):  # a sweep's choices, or the one value
+            for path in import_path_keys(choice, key):
+                raise import_path_error(path)
+
+
 def first_missing_key(cfg: DictConfig, key: str) -> str | None:
     """The shortest prefix of the dotted ``key`` that ``cfg`` lacks; None when it has the key (or the
     path runs into a list or a value, which Hydra checks itself)."""
@@ -153,6 +178,7 @@ class JobSummary(dict):
 def _run_job(cfg: DictConfig) -> JobSummary:
     """Run the stages of one job; return its summary. Errors become one line and a 'failed' status."""
     global _exit_code
+    from iclx import progress
     from iclx.artifacts import ArtifactStore, write_json_atomic
     from iclx.config_check import validate_config
     from iclx.run import Run
@@ -169,6 +195,7 @@ def _run_job(cfg: DictConfig) -> JobSummary:
     try:  # every check before anything runs (components, sections, top-level keys such as seed)
         validate_config(cfg)
         seed = int(cfg.seed)
+        progress.configure(cfg.get("trainer"))  # bars on a terminal, lines in a log: for every loop of the job
     except IclxError as e:  # before a Run exists: the summary and the one line, written here
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out_dir / "summary.json", {"status": "failed", **header, "error": str(e)})
@@ -330,6 +357,7 @@ def run_cli(argv: list[str]) -> int:
         config_dirs = user_config_dirs(argv)
         groups = group_options(conf_dir(), *config_dirs)
         check_group_overrides(argv, groups)
+        check_import_path_overrides(argv)
         if not any(a in ("--help", "-h", "--hydra-help", "--info") for a in argv):
             check_override_keys(null_groups_as_deletions(argv, groups), groups, config_dirs)
     except IclxError as e:

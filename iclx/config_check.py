@@ -2,13 +2,16 @@
 
 A typo in ``selector.topk`` or ``evaluate.shot`` should stop the run at once, not after an hour of
 pre-training when the evaluate stage first reads it. ``validate_config`` checks, in this order:
-keys that were renamed (one line naming the new key), the top-level keys and the stage sections
-(``iclx.sections``), then every component section declared in ``registry.KINDS`` with its nested
-component configs (``iclx.schema``). Arguments iclx supplies at run time are not required.
+that no key is an import path (``_target_``, at any depth: iclx names components by ``name:``,
+see ``iclx.registry``), the ``plugins`` list (and loads it), keys that were renamed (one line
+naming the new key), the top-level keys and the stage sections (``iclx.sections``), then every
+component section declared in ``registry.KINDS`` with its nested component configs
+(``iclx.schema``). Arguments iclx supplies at run time are not required.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from iclx import registry
@@ -23,6 +26,7 @@ def validate_config(cfg: Any) -> int:
     """Raise ConfigError on the first bad key of ``cfg``; return how many sections were checked."""
     from iclx import sections
 
+    check_no_import_paths(cfg)  # before plugins= imports anything
     plugins = registry._plain(cfg.get("plugins") or [])
     if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
         raise ConfigError(f"plugins must be a list of module names, e.g. plugins=[my_pkg.selectors], got {plugins!r}")
@@ -45,6 +49,40 @@ def check_components(cfg: Any) -> int:
             registry.check(kind, node, key=declared.section)
             checked += 1
     return checked
+
+
+IMPORT_PATH_KEY = "_target_"  # Hydra's key for "import and call this": iclx never reads it
+
+
+def import_path_error(path: str) -> ConfigError:
+    """The one line for a ``_target_`` key at ``path`` (a config's or a command line's)."""
+    return ConfigError(f"{path}: iclx configs name components by 'name:', never by import path; for a "
+                       f"component of your own, @register it and name its module in plugins=[...]")
+
+
+def check_no_import_paths(cfg: Any) -> None:
+    """Refuse a ``_target_`` key anywhere in ``cfg`` but Hydra's own ``hydra`` section: iclx would
+    never read it, so the run would silently ignore what its author meant to run."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, (DictConfig, ListConfig)):  # unresolved: a bad interpolation is not this check's to report
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    for path in import_path_keys(cfg):
+        if path.split(".")[0].split("[")[0] != "hydra":
+            raise import_path_error(path)
+
+
+def import_path_keys(node: Any, path: str = "") -> Iterator[str]:
+    """The dotted paths of the ``_target_`` keys in a plain config (dicts and lists)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key == IMPORT_PATH_KEY:
+                yield where
+            yield from import_path_keys(value, where)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from import_path_keys(value, f"{path}[{i}]")
 
 
 def check_renamed_keys(cfg: Any) -> None:

@@ -154,7 +154,7 @@ def train(run: Any, folder: Path) -> None:
                                          save_top_k=1, enable_version_counter=False))
     val_interval = cfg.trainer.get("val_check_interval") or settings.val_every * settings.accumulate
     trainer = build_trainer(
-        run, default_max_steps=settings.max_steps, callbacks=callbacks, distributed=True,
+        run, default_max_steps=settings.max_steps, callbacks=callbacks, distributed=True, progress_desc="pretrain",
         val_check_interval=min(val_interval, settings.max_steps * settings.accumulate),
         check_val_every_n_epoch=None, num_sanity_val_steps=0, use_distributed_sampler=False,
         limit_val_batches=(cfg.trainer.get("limit_val_batches") or 1.0) if has_val else 0,

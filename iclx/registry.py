@@ -2,8 +2,25 @@
 
 A config names a component by ``name:`` and gives its parameters beside it; ``build`` finds the
 registered class or function, checks the parameters against its signature (names, required
-values, annotated types) and constructs it. Configs never carry import paths, so a config file
-cannot make iclx import arbitrary code, and every error can list what exists.
+values, annotated types) and constructs it. Configs never carry import paths: a ``_target_`` key
+anywhere in the run config (Hydra's own ``hydra`` section aside) is refused before anything runs
+(``iclx.config_check``), names stay stable when code moves, and every error can list what exists.
+
+What a run imports, and so what a config can make it import:
+
+- iclx's own modules (the built-ins of each kind, ``KINDS``);
+- the ``iclx.plugins`` entry points of installed distributions, on every run (installing a
+  package is the choice to run its code);
+- the modules a config names in ``plugins: [...]``, imported by name from the import path:
+  installed packages and ``PYTHONPATH``. Any importable module can be named, so ``plugins=`` runs
+  code as ``python -c 'import X'`` would: a config from someone else deserves the same reading as
+  their code. The current folder is not on that path, for ``python -m iclx`` too (``iclx/__init__``
+  drops it, unless it is the uninstalled source folder iclx itself comes from), so a stray file
+  there is never imported; ``PYTHONPATH=. iclx plugins=[my_module]`` opts in;
+- Hydra's own section (``hydra.launcher``, ``hydra.sweeper``, ``hydra.callbacks``), which Hydra
+  instantiates by ``_target_`` before iclx sees the config: iclx's configs there name Hydra's
+  launchers and sweepers and ``iclx.sweep_summary``; a config folder added with ``--config-dir`` or
+  ``hydra.searchpath`` can set them too, so such a folder is code as much as a plugin is.
 
 Kinds are the config groups (``data``, ``data/order``, ``tokenizer``, ``model``, ``optimizer``,
 ``selector``, ``probe``, ``task``, ...) plus a few inner ones (``stage``, ``embedder``,
@@ -174,10 +191,26 @@ def load_plugins(modules: Sequence[str] = ()) -> None:
         try:
             importlib.import_module(str(module))
         except ImportError as e:
-            raise ConfigError(f"plugins: cannot import module '{module}': {e}") from e
+            raise ConfigError(f"plugins: cannot import module '{module}': {e}{_in_current_folder_hint(str(module))}") from e
 
 
 # --- internals ---------------------------------------------------------------------------------
+
+
+def _in_current_folder_hint(module: str) -> str:
+    """Why a module that sits in the current folder was not found (the folder is not on the import
+    path, see the module docstring), and how to load it; "" for any other module."""
+    import os
+    from pathlib import Path
+
+    top = module.split(".")[0]
+    here = Path.cwd()
+    if not ((here / f"{top}.py").is_file() or (here / top / "__init__.py").is_file()):
+        return ""
+    if any(Path(p or ".").resolve() == here for p in sys.path):
+        return ""
+    return (f" ({top} is in the current folder, which iclx does not import from: "
+            f"PYTHONPATH={os.curdir} iclx ... loads it, or install it)")
 
 
 def _qualname(obj: Any) -> str:

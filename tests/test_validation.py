@@ -66,6 +66,8 @@ CASES = [
     (["threads=0"], "iclx: threads must be >= 1, got 0"),
     (["force=yes"], "iclx: force must be bool, got str 'yes'"),
     (["seed=abc"], "iclx: seed must be int, got str 'abc'"),
+    (["trainer.progress_interval=0"], "iclx: trainer.progress_interval must be a number of seconds > 0, got 0"),
+    (["trainer.enable_progress_bar=yes"], "iclx: trainer.enable_progress_bar must be bool, got str 'yes'"),
 ]
 
 
@@ -81,6 +83,42 @@ def test_a_bad_key_stops_the_run_before_any_stage(in_tmp, capsys, overrides, lin
     assert err == [line.replace(SELECTORS, ", ".join(registry.known("selector")))]
     assert not list((in_tmp / "cache").rglob("*.partial*")) and not list((in_tmp / "cache").rglob("*"))
     assert "stages" not in read_summary(in_tmp / "run")
+
+
+IMPORT_PATH = ("iclx: {}: iclx configs name components by 'name:', never by import path; "
+               "for a component of your own, @register it and name its module in plugins=[...]")
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["+selector._target_=os.system"], "selector._target_"),
+    (["selector={_target_:os.system}"], "selector._target_"),
+    (["+_target_=os.system"], "_target_"),
+    (["evaluate.selectors=[knn,{name:mmr,_target_:os.system}]"], "evaluate.selectors[1]._target_"),
+    (["-m", "+model.init={_target_:os.system},{name:x}"], "model.init._target_"),
+])
+def test_an_import_path_on_the_command_line_stops_iclx_before_anything(in_tmp, capsys, overrides, key):
+    assert run_cli([PIPELINE, *overrides, f"hydra.run.dir={in_tmp}/run"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [IMPORT_PATH.format(key)]
+    assert not (in_tmp / "run").exists() and not (in_tmp / "cache").exists()
+
+
+def test_an_import_path_in_a_config_file_fails_the_job_before_any_stage(in_tmp, capsys):
+    """A config folder's YAML can nest _target_ anywhere; the job fails on it before any stage."""
+    (in_tmp / "conf" / "selector").mkdir(parents=True)
+    (in_tmp / "conf" / "selector" / "sneaky.yaml").write_text(
+        "name: knn\nembedder:\n  name: hashing\n  _target_: os.system\n  _args_: [touch pwned]\n")
+    code = run_cli(["--config-dir", str(in_tmp / "conf"), PIPELINE, "selector=sneaky", f"hydra.run.dir={in_tmp}/run"])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [IMPORT_PATH.format("selector.embedder._target_")]
+    summary = read_summary(in_tmp / "run")
+    assert summary["status"] == "failed" and "stages" not in summary
+    assert not (in_tmp / "cache").exists() and not (in_tmp / "pwned").exists()
+
+
+def test_hydras_own_section_may_name_targets():
+    cfg = compose_config([])  # with its hydra section: callbacks and launcher by _target_
+    assert any(k.endswith("_target_") for k in config_check.import_path_keys(OmegaConf.to_container(cfg.hydra)))
+    validate_config(cfg)
 
 
 def test_a_renamed_key_names_its_new_name(monkeypatch):

@@ -84,12 +84,12 @@ def split_documents(docs: list[Document], fraction: float, seed: int) -> tuple[l
 
 def load_corpus(data_cfg: Mapping[str, Any]) -> Corpus:
     """Read every document of the configured source and split off the validation documents."""
-    from tqdm import tqdm
+    from iclx.progress import progress
 
     source = build_source(data_cfg)
     fraction, seed = validation_settings(data_cfg)
     docs = [
-        d for d in tqdm(source.documents(), desc=f"read {source.describe()}", unit="doc", mininterval=1.0)
+        d for d in progress(source.documents(), desc=f"read {source.describe()}", unit="doc")
         if d.text.strip()
     ]
     if not docs:

@@ -60,13 +60,13 @@ class Embedder(ABC):
 
     def embed(self, texts: Sequence[str], *, desc: str | None = None) -> np.ndarray:
         """All ``texts`` as an ``(n, dim)`` float32 array of unit rows (an all-zero row stays zero)."""
-        from tqdm.auto import tqdm
+        from iclx.progress import progress
 
         texts = list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # batches of similar lengths: a model pads each batch to its longest text
         by_length = np.argsort([len(t) for t in texts], kind="stable")
-        with tqdm(total=len(texts), desc=desc or f"embedding ({self.name})", unit="text", disable=None, leave=False) as bar:
+        with progress(total=len(texts), desc=desc or f"embedding ({self.name})", unit="text", leave=False) as bar:
             for start in range(0, len(texts), self.batch_size):
                 rows = by_length[start : start + self.batch_size]
                 out[rows] = self.encode_batch([texts[i] for i in rows])

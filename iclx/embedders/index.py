@@ -156,9 +156,9 @@ class VectorIndex:
 
 
 def batches(rows: np.ndarray, size: int, progress: str | None) -> Iterator[np.ndarray]:
-    """``rows`` in slices of ``size``, with a progress bar when there are several."""
-    from tqdm.auto import tqdm
+    """``rows`` in slices of ``size``, with a progress bar (or lines) when there are several."""
+    from iclx.progress import progress as progress_bar
 
     starts = range(0, len(rows), size)
-    bar = tqdm(starts, desc=progress, unit="batch", disable=progress is None or len(starts) <= 1)
+    bar = progress_bar(starts, desc=progress or "", unit="batch", disable=progress is None or len(starts) <= 1)
     return (rows[start : start + size] for start in bar)

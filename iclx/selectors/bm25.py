@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from iclx.errors import ConfigError
+from iclx.progress import bars_wanted
 from iclx.registry import register
 from iclx.selectors.base import Selector, first_k
 from iclx.tasks.example import Example
@@ -45,7 +46,8 @@ class BM25Index:
     def search(self, texts: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, indices)``, each ``(len(texts), min(k, size))``, best first."""
         queries = self.tokenizer.tokenize(list(texts), update_vocab=False, return_as="ids", show_progress=False)
-        indices, scores = self.retriever.retrieve(queries, k=min(k, self.size), show_progress=len(texts) > 1000)
+        # bm25s draws a tqdm bar: on a terminal only (iclx.progress), a log would fill with carriage returns
+        indices, scores = self.retriever.retrieve(queries, k=min(k, self.size), show_progress=len(texts) > 1000 and bars_wanted())
         return scores, indices
 
 

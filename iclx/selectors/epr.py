@@ -182,10 +182,11 @@ class EPRSelector(Selector):
         return np.stack([first_k(r, size, q) for q, r in zip(query_ids, ranked)])
 
     def _score(self, query_ids: np.ndarray, shortlists: np.ndarray) -> np.ndarray:
-        from tqdm.auto import tqdm
+        from iclx.progress import progress
 
         scores = np.zeros(shortlists.shape, dtype=np.float64)
-        for row, (q, ids) in enumerate(tqdm(list(zip(query_ids, shortlists)), desc="epr: scoring candidates with the LM", disable=None)):
+        pairs = list(zip(query_ids, shortlists))
+        for row, (q, ids) in enumerate(progress(pairs, desc="epr: scoring candidates with the LM", unit="query")):
             s = np.asarray(self.context.scorer(self.pool[q], [self.pool[i] for i in ids]), dtype=np.float64)
             if s.shape != (len(ids),) or not np.all(np.isfinite(s)):
                 raise ValueError(f"epr scorer returned {s.shape} / non-finite scores for {len(ids)} candidates of '{self.pool[q].id}'")
@@ -220,7 +221,8 @@ class EPRSelector(Selector):
         torch.manual_seed(self.context.seed)
         encoder = DualEncoder(self.input_vectors.shape[1], cfg["hidden"])
         module = ContrastiveTraining(encoder, cfg["temperature"], cfg["optimizer"], steps)
-        trainer = build_trainer(run, trainer_cfg=self.context.trainer, max_steps=steps, enable_checkpointing=False)
+        trainer = build_trainer(run, trainer_cfg=self.context.trainer, max_steps=steps, enable_checkpointing=False,
+                                progress_desc="epr: training the retriever")
         trainer.fit(module, loader)
         run.advance_step(trainer.global_step)
 

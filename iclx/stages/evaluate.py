@@ -46,7 +46,7 @@ PREDICTIONS_FILE = "predictions.jsonl"
 
 @register("stage", "evaluate")
 def evaluate(run: Any) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    from iclx.progress import progress
 
     cfg = run.cfg
     section = EvaluateSection.from_config(cfg)  # typed and checked once (iclx.sections); defaults in conf/config.yaml
@@ -60,7 +60,7 @@ def evaluate(run: Any) -> dict[str, Any]:
     lines: dict[str, dict[int, dict[str, float]]] = {}  # line -> k -> metrics
     chance: dict[str, float] = {}
     with atomic_open(run.out_dir / PREDICTIONS_FILE) as predictions, \
-            tqdm(total=len(variants) * len(selectors) * len(shots), desc="evaluate", unit="k", disable=None) as bar:
+            progress(total=len(variants) * len(selectors) * len(shots), desc="evaluate", unit="k") as bar:
         for variant, task_cfg in variants.items():
             task = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
             task.queries = subsample(task.queries, section.num_queries, seed=0)

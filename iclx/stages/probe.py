@@ -79,7 +79,7 @@ def train(run: Any, model: torch.nn.Module, task: LinearRegressionProbe) -> torc
     # tasks are generated in the loop's own process: there is nothing for workers to overlap
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     # seconds of training on generated data: nothing to resume, so no checkpoint files
-    trainer = build_trainer(run, default_max_steps=task.max_steps, enable_checkpointing=False)
+    trainer = build_trainer(run, default_max_steps=task.max_steps, enable_checkpointing=False, progress_desc="probe")
     compile_model = bool(trainer_cfg.get("compile", False))
     module = ProbeTraining(model, run.cfg.optimizer, trainer.max_steps, compile=compile_model)
     trainer.fit(module, DataLoader(TaskStream(task, run.seed), batch_size=None))

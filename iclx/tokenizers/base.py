@@ -93,10 +93,10 @@ def encode_documents(
     """
     from collections import deque
 
-    from tqdm import tqdm
+    from iclx.progress import progress as progress_bar
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    bar = tqdm(total=len(texts), desc=progress, unit="doc", disable=progress is None, mininterval=1.0)
+    bar = progress_bar(total=len(texts), desc=progress or "", unit="doc", disable=progress is None)
     workers = max(1, workers)
     with ThreadPoolExecutor(workers) as pool:
         pending: deque = deque()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from iclx.errors import ConfigError
+from iclx.progress import bars_wanted
 from iclx.registry import register
 from iclx.tokenizers.base import BOS, EOS
 from iclx.tokenizers.huggingface import HFTokenizer
@@ -38,7 +39,7 @@ class BPETokenizer(HFTokenizer):
             min_frequency=self.min_frequency,
             special_tokens=[EOS, BOS],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes: nothing is unknown
-            show_progress=True,
+            show_progress=bars_wanted(),  # its bar (indicatif) on a terminal only, like every bar of iclx
         )
         tok.train_from_iterator(texts, trainer)
         self._tok = tok

@@ -1,10 +1,11 @@
 """The ``trainer`` group mapped onto ``lightning.Trainer``, shared by every stage that trains.
 
 Keys of the group are Trainer arguments, plus iclx's own: ``compile`` (torch.compile the model,
-read by the LightningModules) and ``precision: auto`` (bf16 mixed precision where the hardware
-runs it fast, CPUs with AMX/AVX512-BF16 included, else fp32). ``max_steps: null`` lets each stage
-use its own default; a number there (e.g. from ``trainer=debug``) wins. A selector that trains
-(epr) takes the other settings but trains its own ``steps``.
+read by the LightningModules), ``progress_interval`` (seconds between progress lines when output
+is not a terminal, see ``iclx.progress``) and ``precision: auto`` (bf16 mixed precision where the
+hardware runs it fast, CPUs with AMX/AVX512-BF16 included, else fp32). ``max_steps: null`` lets
+each stage use its own default; a number there (e.g. from ``trainer=debug``) wins. A selector
+that trains (epr) takes the other settings but trains its own ``steps``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from iclx.registry import _plain, check_arguments
 
 log = logging.getLogger("iclx")
 
-ICLX_TRAINER_KEYS = ("compile",)
+ICLX_TRAINER_KEYS = ("compile", "progress_interval")
 
 
 def is_distributed_worker() -> bool:
@@ -71,12 +72,16 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
     trainer_cfg: Mapping[str, Any] | None = None,
     distributed: bool = False,
+    progress_desc: str = "train",
     **overrides: Any,
 ) -> Any:
     """A Trainer that logs to the run's loggers (metrics.csv, W&B) and writes under the run folder.
 
-    Only a ``distributed`` training (pre-training) uses the group's multi-device strategy."""
+    Only a ``distributed`` training (pre-training) uses the group's multi-device strategy. Its
+    progress is Lightning's bar on a terminal, else a log line per interval headed ``progress_desc``."""
     import lightning
+
+    from iclx.progress import on_terminal
 
     kwargs = trainer_arguments(trainer_cfg if trainer_cfg is not None else run.cfg.trainer, default_max_steps)
     if not distributed:
@@ -95,4 +100,9 @@ def build_trainer(
         kwargs.get("accelerator", "auto"), kwargs.get("devices", "auto"), kwargs.get("strategy", "auto"),
         kwargs["precision"], kwargs["max_steps"],
     )
-    return lightning.Trainer(callbacks=list(callbacks), **kwargs)
+    callbacks = list(callbacks)
+    if kwargs.get("enable_progress_bar", True) and not on_terminal():
+        from iclx.training.progress import LogProgress
+
+        callbacks.append(LogProgress(progress_desc))  # takes the place of Lightning's bar
+    return lightning.Trainer(callbacks=callbacks, **kwargs)

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from iclx.data.document import Document
 from iclx.data.order.base import OrderContext, Ordering
 from iclx.data.order.neighbors import NeighbourGraphOrder
+from iclx.progress import progress
 from iclx.registry import register
 
 
@@ -68,7 +68,7 @@ def greedy_path(sims: np.ndarray, ids: np.ndarray, exclude: np.ndarray | None = 
     visited = exclude.copy()
     path = np.empty(n - int(exclude.sum()), dtype=np.int64)
     placed = n_paths = 0
-    with tqdm(total=len(path), desc="iclm traversal", unit="doc", disable=len(path) < 100_000) as bar:
+    with progress(total=len(path), desc="iclm traversal", unit="doc", disable=len(path) < 100_000) as bar:
         for start in start_order:
             if visited[start]:
                 continue
