@@ -29,7 +29,8 @@ def iclx_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update(
         ICLX_CACHE_DIR=str(tmp_path / "cache"),
         WANDB_MODE=extra.pop("WANDB_MODE", "disabled"),
-        PYTHONPATH=os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")]),
+        # no empty entry: Python reads one as the current folder, which iclx keeps off the import path
+        PYTHONPATH=os.pathsep.join(p for p in [str(PLUGINS), env.get("PYTHONPATH", "")] if p),
         HF_HUB_OFFLINE="1",
     )
     env.pop("ICLX_DEBUG", None)
