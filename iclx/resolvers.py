@@ -1,7 +1,7 @@
 """OmegaConf resolvers iclx's configs use; registered once, on import (the entrypoint imports this).
 
 ``${iclx.gpus_per_node:ACCELERATOR,DEVICES}`` is what ``launcher=slurm`` asks for, from the trainer.
-``${iclx.fresh_folder:PATH}`` claims a run or sweep folder no other run has.
+``${iclx.fresh_folder:PATH}`` claims a run folder no other run has (sweeps: iclx/sweep_folder.py).
 
 ``${iclx.choice:GROUP,FALLBACK}`` is the option chosen for a config group (e.g. the experiment), or
 FALLBACK where the group has none. Hydra's own ``${hydra:runtime.choices.GROUP}`` only resolves
@@ -46,8 +46,8 @@ def fresh_folder(path: str) -> str:
     """``${iclx.fresh_folder:outputs/.../<date>_<time>}``: ``path``, created now, or ``path-2``,
     ``path-3``, ... when another run took it first (two runs started in the same second). Creating
     the folder is what claims it, so two processes never get the same one. Cached per config, so
-    the run resolves it once. Only for ``hydra.run.dir``: launchers (submitit) resolve a sweep's
-    folder again in copies of the config without the cache, which would claim a new folder each time."""
+    the run resolves it once. Only for ``hydra.run.dir``: launchers compose every job's config again,
+    which would claim a new folder per job; a sweep's folder is claimed once by iclx/sweep_folder.py."""
     import os
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

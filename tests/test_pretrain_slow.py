@@ -94,3 +94,21 @@ def test_pretrain_tiny_experiment_learns_and_is_reused(tmp_path):
     assert time.perf_counter() - start < first_seconds / 3
     log = (tmp_path / "second" / "iclx.log").read_text()
     assert all(f"reusing {kind} artifact" in log for kind in ("tokenizer", "pack", "pretrain"))
+
+
+def test_three_kills_at_random_moments_resume_to_the_uninterrupted_weights(tmp_path):
+    """benchmarks/kill_resume.py, shortened: the same command killed 3 times with SIGKILL and run
+    again each time ends with the uninterrupted run's weights and validation loss, bit for bit."""
+    figures_file = tmp_path / "figures.json"
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "kill_resume.py"),
+                           "--config", "tiny", "--kills", "3", "--max-steps", "100", "--checkpoint-every", "10",
+                           "--seed", "1", "--workdir", str(tmp_path / "work"), "--json", str(figures_file)],
+                          env=iclx_env(tmp_path), capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(figures_file.read_text())
+    assert figures["kills"] == 3
+    killed = [a for a in figures["attempts"] if a["killed_after_s"] is not None]
+    assert all(a["checkpoint_error"] == "" for a in killed)
+    assert [a["resumed_from"] for a in figures["attempts"][1:]] == [a["checkpoint_step"] or 0 for a in killed]
+    assert figures["weights_identical"] and figures["max_abs_weight_diff"] == 0.0
+    assert figures["val_loss_equal"] and figures["steps"] == [100, 100]

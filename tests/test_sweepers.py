@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from iclx.sweep_summary import job_folders
+
 from conftest import run_iclx
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
@@ -28,14 +30,21 @@ def comparable(rows: list[dict[str, str]]) -> list[tuple]:
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "local"])
-def test_launchers_give_the_basic_launchers_rows_and_exit_code(tmp_path, launcher):
+def test_launchers_give_the_basic_launchers_rows_and_exit_code_in_one_fresh_folder(tmp_path, launcher):
+    """joblib's workers and submitit's job processes compose each job's config again: all of them
+    must still use the folder the sweep claimed, here ``same-2`` since another sweep took ``same``."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     (tmp_path / "basic").mkdir()
-    (tmp_path / launcher).mkdir()
+    taken = tmp_path / launcher / "sweeps" / "quickstart" / "same"
+    taken.mkdir(parents=True)
     basic = run_iclx(tmp_path / "basic", "-m", *ECHO, "seed=0,1,2,3", "threads=1")
-    other = run_iclx(tmp_path / launcher, "-m", *ECHO, "seed=0,1,2,3", "threads=1", f"launcher={launcher}")
+    other = run_iclx(tmp_path / launcher, "-m", *ECHO, "seed=0,1,2,3", "threads=1", f"launcher={launcher}",
+                     "hydra.sweep.dir=sweeps/quickstart/${now:same}")  # a start time every sweep shares
     assert basic.returncode == other.returncode == 1, other.stderr[-2000:]  # the job of seed 2 failed
-    rows = sweep_rows(tmp_path / launcher)
+    assert list(taken.iterdir()) == []
+    (sweep_dir,) = [p for p in taken.parent.iterdir() if p != taken]
+    assert sweep_dir.name == "same-2" and [p.name for p in job_folders(sweep_dir)] == ["0", "1", "2", "3"]
+    rows = list(csv.DictReader(open(sweep_dir / "summary.csv")))
     assert comparable(rows) == comparable(sweep_rows(tmp_path / "basic"))
     assert [r["status"] for r in rows] == ["ok", "ok", "failed", "ok"] and rows[2]["error"] == "seed 2 is the bad seed"
 
