@@ -253,3 +253,15 @@ def test_a_full_disk_while_packing_leaves_no_partial_and_says_so(in_tmp, monkeyp
     assert re.fullmatch(r"iclx: the disk is full while writing \S+/pack/\w+\.partial/\w+-00000\.bin \(no space left on device\): what was "
                         r"complete before is kept; free space and run the same command again", err), err
     assert not [p for p in (in_tmp / "cache" / "pack").iterdir() if p.is_dir()]  # no .partial
+
+
+def test_a_history_row_cut_short_by_a_kill_is_left_out_and_a_bad_row_elsewhere_named(tmp_path):
+    from iclx.errors import DataError
+    from iclx.training.lm import read_history
+
+    path = tmp_path / "history.csv"
+    path.write_text("step,metric,value\n10,train/loss,2.5\n10,val/loss,2.6\n20,train/lo")
+    assert read_history(path) == [{"step": 10, "metric": "train/loss", "value": 2.5}, {"step": 10, "metric": "val/loss", "value": 2.6}]
+    path.write_text("step,metric,value\n10,train/loss,oops\n20,train/loss,2.4\n")
+    with pytest.raises(DataError, match=r"history.csv:2: not a history row"):
+        read_history(path)

@@ -14,6 +14,7 @@ every step.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,11 @@ from torch.utils.data import DataLoader
 
 from iclx.data.packing import TokenStream, read_meta
 from iclx.data.windows import EvalSampler, WindowDataset, WindowSampler
-from iclx.errors import ConfigError, IclxError
+from iclx.errors import ConfigError, DataError, IclxError
 from iclx.models.bundle import build_model
 from iclx.optim import lightning_optimizers
+
+log = logging.getLogger("iclx")
 
 
 class TrainingDiverged(IclxError):
@@ -195,5 +198,17 @@ class LossHistory(L.Callback):
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
+    """The rows of a loss history; a last row cut short (a kill in the middle of its write) is left
+    out with a warning, a bad row elsewhere is an error naming its line."""
     with open(path, newline="") as f:
-        return [{"step": int(r["step"]), "metric": r["metric"], "value": float(r["value"])} for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    history = []
+    for line, r in enumerate(rows, 2):
+        try:
+            history.append({"step": int(r["step"]), "metric": r["metric"], "value": float(r["value"])})
+        except (TypeError, ValueError, KeyError) as e:
+            if line - 2 == len(rows) - 1:
+                log.warning("%s: its last row (line %d) was cut short and is left out (%s)", path, line, e)
+                continue
+            raise DataError(f"{path}:{line}: not a history row (step, metric, value): {dict(r)}") from None
+    return history
