@@ -183,6 +183,11 @@ def test_the_adapter_answers_lm_eval_requests_in_process(evaluated):
         IclxLM(path=str(tmp / "model"), prompt_start="bos")
 
 
+def test_readme_points_at_the_adapter():
+    text = (ROOT / "README.md").read_text()
+    assert "python -m iclx.lmeval run --model iclx" in text and "iclx[lmeval]" in text
+
+
 def test_pyproject_declares_the_extra():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
