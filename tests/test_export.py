@@ -177,3 +177,22 @@ def test_bad_input_is_one_line_with_an_exit_code(tmp_path, capsys):
     code, _, err = export(capsys, model, tmp_path / "taken", "--overwrite")
     assert code == 0, err
     assert not (tmp_path / "taken" / "x").exists() and (tmp_path / "taken" / "config.json").is_file()
+
+
+def test_a_model_pt_and_a_lightning_ckpt_export_too(tmp_path, capsys):
+    source = make_bundle(tmp_path / "artifact", {**GPT, "positional": "rope"}, {"name": "word"})
+    payload = torch.load(source / "model.pt", weights_only=True)
+    (source / "checkpoints").mkdir()
+    torch.save({"hyper_parameters": {"model_spec": payload["model"], "vocab_size": payload["vocab_size"]},
+                "state_dict": {f"model.{k}": v for k, v in payload["state_dict"].items()}}, source / "checkpoints" / "last.ckpt")
+    for name, path in (("pt", source / "model.pt"), ("ckpt", source / "checkpoints" / "last.ckpt")):
+        code, stdout, err = export(capsys, path, tmp_path / name)
+        assert code == 0, err
+        assert stdout.startswith(f"exported {path} (gpt, positional=rope, bias=True) as gpt_neox")
+    a, b = (transformers.AutoModelForCausalLM.from_pretrained(tmp_path / n, local_files_only=True) for n in ("pt", "ckpt"))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    capsys.readouterr()  # transformers' loading bars
+    (source / "model.pt").unlink()  # an unfinished pre-training: its checkpoints, no model.pt
+    code, _, err = export(capsys, source, tmp_path / "unfinished")
+    assert code == 1
+    assert err.strip() == f"iclx: {source}: holds no model.pt (an unfinished pre-training?); name a checkpoint instead: {source / 'checkpoints' / 'last.ckpt'}"
