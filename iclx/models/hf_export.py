@@ -159,7 +159,7 @@ class Check:
 
 
 @torch.no_grad()
-def compare_logits(model: Any, hf_model: Any, batch: int = 2, length: int = 32, seed: int = 0) -> Check:
+def compare_logits(model: Any, hf_model: Any, batch: int = 2, length: int = 128, seed: int = 0) -> Check:
     """Max |iclx logits - transformers logits| on a seeded random batch of ids (float32, CPU)."""
     length = min(length, int(model.max_seq_len))
     ids = torch.randint(0, int(model.vocab_size), (batch, length), generator=torch.Generator().manual_seed(seed))
