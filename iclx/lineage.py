@@ -179,7 +179,15 @@ class Lineage:
                     resumable=spec.resumable,
                 )
                 self._values[kind] = self._load(kind, folder)
+                self._note(kind, folder)
         return self._values[kind]
+
+    def _note(self, kind: str, path: Path) -> None:
+        """Tell the run which artifact (or checkpoint) it used: summary.json's ``artifacts``, which
+        ``iclx export RUN_DIR`` reads to find the run's model."""
+        note = getattr(self.run, "note_artifact", None)
+        if note is not None:
+            note(kind, path)
 
     @staticmethod
     def _load(kind: str, folder: Path) -> Any:
@@ -218,6 +226,7 @@ class Lineage:
         if checkpoint:
             path = Path(str(checkpoint)).expanduser().resolve()
             model, tokenizer = load_model(path)
+            self._note("checkpoint", path)
             return LanguageModel(model, tokenizer, config_key("checkpoint", str(path), path.stat().st_mtime_ns))
         if cfg.model.get("name") == "hf" and cfg.model.get("path"):
             from iclx.tokenizers.huggingface import PretrainedTokenizer

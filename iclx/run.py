@@ -109,6 +109,11 @@ class Run:
         self.summary.setdefault("stages", {})[stage] = metrics
         self.write_summary()
 
+    def note_artifact(self, kind: str, path: Path) -> None:
+        """Record an artifact folder (or ``pretrain.checkpoint``) the run used, by absolute path, in
+        summary.json's ``artifacts`` (written with the next stage's metrics)."""
+        self.summary.setdefault("artifacts", {})[kind] = str(Path(path).resolve())
+
     def write_summary(self, **fields: Any) -> None:
         self.summary.update(fields)
         if self.primary:

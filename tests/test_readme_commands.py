@@ -159,6 +159,8 @@ REPORT = "iclx report sweeps/icl_gd/* --out reports/icl_gd --metric probe/loss_r
 REPORT_SETUP = "iclx -m experiment=icl_gd seed=0,1 probe.n=5,10"
 # `iclx cache ...` needs a cache: the README's quickstart, shrunk and without evaluate, fills one
 CACHE_SETUP = ["stages=[tokenize,pack,pretrain]", *QUICK]
+# subcommands with a test of their own below (each needs something made first)
+COMMANDS = (("report",), ("cache",), ("export",))
 
 
 def _commands() -> list[Command]:
@@ -174,7 +176,7 @@ def _params(kind: str) -> list:
             out.append(pytest.param(cmd, id=cmd.text))
         elif kind == "report" and cmd.args[:1] == ("report",):
             out.append(pytest.param(cmd, id=cmd.text))
-        elif kind == "run" and cmd.error is None and cmd.args[:1] not in (("report",), ("cache",)) and cmd.text in SPECS:
+        elif kind == "run" and cmd.error is None and cmd.args[:1] not in COMMANDS and cmd.text in SPECS:
             spec = SPECS[cmd.text]
             marks = [pytest.mark.slow] if spec.slow else []
             if spec.xfail:
@@ -274,6 +276,46 @@ def test_readme_cache_commands(tmp_path):
             assert "0 artifacts, 0 B freed" in proc.stdout, proc.stdout
 
 
+def test_readme_export_command_and_snippet(tmp_path, monkeypatch):
+    """`iclx export` on the run folder of a (shrunk) quickstart, as the README writes it, then the
+    README's Python snippet loads the folder with transformers: its logits are iclx's (1e-4)."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from iclx.models.bundle import load_model
+
+    commands = [c for c in _commands() if c.args[:1] == ("export",)]
+    assert commands, "the README shows no iclx export"
+    proc = run_iclx(tmp_path, *CACHE_SETUP)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    run_dir = _stamped(tmp_path / "outputs" / "quickstart")
+    artifact = Path(json.loads((run_dir / "summary.json").read_text())["artifacts"]["pretrain"])
+    snippets = [b for b in re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M) if "from_pretrained" in b]
+    assert len(snippets) == 1
+    for cmd in commands:
+        args = [a.replace("<date>_<time>", run_dir.name) for a in cmd.args]
+        proc = run_iclx(tmp_path, *args)
+        assert proc.returncode == 0, f"{cmd.text}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        assert f"exported {artifact} (gpt" in proc.stdout and "max |logit difference|" in proc.stdout, proc.stdout
+        monkeypatch.chdir(tmp_path)
+        loaded: dict = {}
+        exec(snippets[0], loaded)  # the README's own lines, from the scratch folder
+        assert isinstance(loaded["model"], transformers.PreTrainedModel)
+        model, tokenizer = load_model(artifact)
+        ids = [tokenizer.eos_id, *tokenizer.encode("x1 x2 x3 / x4 x5 x6")]
+        assert loaded["tokenizer"]("x1 x2 x3 / x4 x5 x6")["input_ids"] == ids[1:]
+        with torch.no_grad():
+            diff = (model(torch.tensor([ids])) - loaded["model"](input_ids=torch.tensor([ids])).logits).abs().max()
+        assert float(diff) <= 1e-4
+    # a run written before summary.json named its artifacts: traced through its config and the cache
+    summary = json.loads((run_dir / "summary.json").read_text())
+    del summary["artifacts"]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    proc = run_iclx(tmp_path, "export", str(run_dir), "traced")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"exported {artifact} " in proc.stdout
+
+
 @pytest.mark.parametrize("cmd", _params("error"))
 def test_readme_error_example(tmp_path, cmd):
     proc = run_iclx(tmp_path, *cmd.args)
@@ -286,7 +328,7 @@ def test_every_readme_command_is_run_or_skipped():
     commands = _commands()
     assert len(commands) > 20, [c.text for c in commands]
     texts = {c.text for c in commands}
-    handled = {c.text for c in commands if c.error is not None or c.args[:1] in (("report",), ("cache",))} | set(SPECS) | set(SKIPPED)
+    handled = {c.text for c in commands if c.error is not None or c.args[:1] in COMMANDS} | set(SPECS) | set(SKIPPED)
     missing = sorted(texts - handled)
     assert not missing, f"README commands neither run nor SKIPPED: {missing}"
     stale = sorted((set(SPECS) | set(SKIPPED)) - texts)

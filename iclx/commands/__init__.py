@@ -1,4 +1,4 @@
-"""Subcommands beside the Hydra entrypoint: ``iclx report ...``, and later ``cache``, ``rescore``, ``export``.
+"""Subcommands beside the Hydra entrypoint: ``iclx report``, ``cache``, ``export``, and later ``rescore``.
 
 ``iclx ARGS`` runs a registered command when ``ARGS[0]`` names one, and composes a Hydra run
 otherwise (``iclx.cli.run_cli`` asks ``dispatch`` first). A command is one module in this package,
@@ -14,9 +14,8 @@ found because it exists (``import_submodules``), with one registered function::
 Commands are components like the others (``iclx.registry``), so a plugin registers one the same
 way. A command raises ``IclxError`` for bad input: ``dispatch`` prints it as one ``iclx: ...`` line
 and exits 1 (2 for a malformed command line). It imports heavy libraries inside the function, so
-``iclx --help`` stays free of torch. Planned: ``cache`` (inspect/clear artifacts), ``rescore``
-(re-evaluate a trained model), ``export`` (a trained model to another format): each is
-``iclx/commands/<name>.py`` and needs no other edit.
+``iclx --help`` stays free of torch. Planned: ``rescore`` (re-evaluate a trained model): like the
+others, ``iclx/commands/<name>.py`` and no other edit.
 """
 
 from __future__ import annotations
