@@ -113,6 +113,8 @@ class ICLEvaluator:
             self.reserve = max(len(ids) for ids in self.label_ids)
         else:
             self.reserve = settings.max_new_tokens
+        if settings.calibration:
+            self._check_content_free()
 
     def _check_labels(self) -> None:
         seen: dict[tuple[int, ...], str] = {}
@@ -129,6 +131,25 @@ class ICLEvaluator:
                 f"verbalizers tokenize to different lengths ({shown}); summed log-likelihoods favour "
                 "the shorter ones: consider evaluate.normalization=mean"
             )
+
+    def _check_content_free(self) -> None:
+        """Calibration divides by the label probabilities a content-free input gets; an input the
+        tokenizer cannot represent (its unknown token, which pre-training rarely shows the model)
+        measures the model's reaction to a strange token instead of its label bias."""
+        unk = getattr(self.tokenizer, "unk_id", None)
+        if unk is None:
+            return
+        tokenizer = getattr(self.tokenizer, "name", type(self.tokenizer).__name__)
+        for text in self.settings.content_free:
+            ids = self.tokenizer.encode(text)
+            unknown = sum(i == unk for i in ids)
+            if unknown:
+                share = "entirely" if unknown == len(ids) else f"in {unknown} of its {len(ids)} tokens"
+                self._warn(
+                    f"evaluate.content_free: {text!r} is {share} the {tokenizer} tokenizer's unknown token (id {unk}): "
+                    "calibration against it measures an unseen token, not the label bias; choose a content-free "
+                    "input in the vocabulary (evaluate.content_free=[...]) or evaluate.calibration=false"
+                )
 
     @staticmethod
     def _warn(message: str) -> None:
