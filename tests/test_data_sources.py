@@ -96,13 +96,19 @@ def test_a_binary_file_in_a_text_corpus_is_skipped_with_its_name_or_refused(tmp_
     with caplog.at_level(logging.WARNING, logger="iclx"):
         docs = docs_of(cfg)
     assert [d.meta["source"] for d in docs] == ["good.txt", "latin1.txt"]  # latin1.txt: bytes replaced, as above
-    assert (f"data: 2 file(s) are not text (NUL bytes, or over 20% not valid utf-8), skipped (data.non_text=error stops "
-            f"instead): {tmp_path / 'ls.txt'}, {tmp_path / 'noise.txt'}") in caplog.text
+    assert (f"data: 2 file(s) are not text (NUL bytes, or over 20% not valid utf-8: set data.encoding if that is text), "
+            f"skipped (data.non_text=error stops instead): {tmp_path / 'ls.txt'}, {tmp_path / 'noise.txt'}") in caplog.text
     with pytest.raises(DataError) as e:
         docs_of({**cfg, "non_text": "error"})
     assert str(e.value) == f"{tmp_path / 'ls.txt'}: not a text file (it holds NUL bytes); remove it from data.paths, or set data.non_text=skip"
-    with pytest.raises(DataError, match=r"noise.txt: not a text file \(\d+% of its bytes are not valid utf-8\)"):
+    with pytest.raises(DataError, match=r"noise.txt: not a text file \(\d+% of its bytes are not valid utf-8; if it is text, set data.encoding\)"):
         docs_of({"name": "text_files", "paths": str(tmp_path / "noise.txt"), "non_text": "error"})
+    (tmp_path / "greek").mkdir()  # a legacy encoding of a non-Latin script is mostly undecodable as UTF-8, like noise
+    (tmp_path / "greek" / "g.txt").write_bytes("Καλημέρα κόσμε\n".encode("iso8859-7"))
+    greek = {"name": "text_files", "paths": str(tmp_path / "greek" / "*.txt"), "non_text": "error"}
+    with pytest.raises(DataError, match=r"g.txt: not a text file \(\d+% .*; if it is text, set data.encoding\)"):
+        docs_of(greek)
+    assert [d.text for d in docs_of({**greek, "encoding": "iso8859-7"})] == ["Καλημέρα κόσμε"]
     with pytest.raises(ConfigError, match=r"^data.non_text must be one of 'skip', 'error', got str 'warn'$"):
         build_source({**cfg, "non_text": "warn"})
 

@@ -108,7 +108,8 @@ class TextFiles(CorpusSource):
                         yield Document(text=doc, id=f"{path.name}:{i}", meta={"source": path.name})
         if self.not_text:
             log.warning(
-                "data: %d file(s) are not text (NUL bytes, or over %d%% not valid %s), skipped (data.non_text=error stops instead): %s",
+                "data: %d file(s) are not text (NUL bytes, or over %d%% not valid %s: set data.encoding if that is text), "
+                "skipped (data.non_text=error stops instead): %s",
                 len(self.not_text),
                 round(NON_TEXT_SHARE * 100),
                 self.encoding,
@@ -126,7 +127,8 @@ class TextFiles(CorpusSource):
         if "\x00" in text:
             reason = "it holds NUL bytes"
         elif undecodable > NON_TEXT_SHARE * max(1, len(raw)):
-            reason = f"{undecodable / len(raw):.0%} of its bytes are not valid {self.encoding}"
+            # text in a legacy encoding of a non-Latin script looks like this too: say how to read it
+            reason = f"{undecodable / len(raw):.0%} of its bytes are not valid {self.encoding}; if it is text, set data.encoding"
         else:
             return False
         if self.non_text == "error":
