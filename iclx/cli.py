@@ -66,19 +66,45 @@ def check_override_keys(args: list[str], groups: dict[str, list[str]], config_di
 
     The config is composed with the command line's group choices (a swept group's first option).
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]  # not flags' values
-    try:
-        overrides = OverridesParser.create().parse_overrides(candidates)
-    except Exception:  # noqa: BLE001 -- bad override syntax: Hydra reports it in its own words next
+    overrides = parsed_overrides(args)
+    if overrides is None:  # bad override syntax: Hydra reports it in its own words next
         return
     keys = [o for o in overrides if not o.is_add() and not o.is_delete() and o.key_or_group not in groups
             and not o.key_or_group.startswith("hydra") and "@" not in o.key_or_group]
     if not keys:
         return
+    try:
+        cfg = compose_group_choices(overrides, groups, config_dirs)
+    except Exception:  # noqa: BLE001 -- a composition error: Hydra reports it in its own words next
+        return
+    for o in keys:
+        missing = first_missing_key(cfg, o.key_or_group)
+        if missing is None:
+            continue
+        parent, _, _ = missing.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        siblings = [f"{parent}.{k}" if parent else str(k) for k in node.keys()]
+        hint = did_you_mean(missing, siblings) or (f". Keys of {parent or 'the config'}: {', '.join(siblings)}" if siblings else "")
+        raise ConfigError(f"'{missing}' is not a key of the config{hint}")
+
+
+def parsed_overrides(args: list[str]) -> list[Any] | None:
+    """The command line's ``key=value``/``~key`` overrides as Hydra parses them; None when one does not parse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]  # not flags' values
+    try:
+        return OverridesParser.create().parse_overrides(candidates)
+    except Exception:  # noqa: BLE001 -- Hydra reports bad syntax itself
+        return None
+
+
+def compose_group_choices(overrides: list[Any], groups: dict[str, list[str]], config_dirs: list[Path]) -> DictConfig:
+    """The config composed with the command line's group choices (a swept group's first option)
+    and config folders, without its key overrides. Raises what composing raises."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
     choices = []
     for o in overrides:
         if o.key_or_group in groups or o.key_or_group.startswith("hydra.searchpath"):
@@ -90,20 +116,42 @@ def check_override_keys(args: list[str], groups: dict[str, list[str]], config_di
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=choices)
-    except Exception:  # noqa: BLE001 -- a composition error: Hydra reports it in its own words next
-        return
+            return compose("config", overrides=choices)
     finally:
         GlobalHydra.instance().clear()
-    for o in keys:
-        missing = first_missing_key(cfg, o.key_or_group)
-        if missing is None:
-            continue
-        parent, _, _ = missing.rpartition(".")
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        siblings = [f"{parent}.{k}" if parent else str(k) for k in node.keys()]
-        hint = did_you_mean(missing, siblings) or (f". Keys of {parent or 'the config'}: {', '.join(siblings)}" if siblings else "")
-        raise ConfigError(f"'{missing}' is not a key of the config{hint}")
+
+
+def check_config_files(args: list[str], groups: dict[str, list[str]], config_dirs: list[Path]) -> None:
+    """Fail in one line naming the file, line and column when this run composes a malformed YAML
+    file (Hydra prints a 90-line traceback). Parsing every config file takes milliseconds; only
+    when one is malformed is the config composed, to learn whether this run uses it."""
+    import yaml
+
+    broken = []
+    for root in (conf_dir(), *config_dirs):
+        for path in sorted(Path(root).rglob("*.yaml")):
+            try:
+                yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except yaml.YAMLError:
+                broken.append(path)
+            except (OSError, UnicodeDecodeError):
+                continue  # unreadable: Hydra names it if the run needs it
+    overrides = parsed_overrides(args)
+    if not broken or overrides is None:
+        return
+    try:
+        compose_group_choices(overrides, groups, config_dirs)
+    except yaml.MarkedYAMLError as e:
+        raise ConfigError(yaml_error_line(e)) from None
+    except Exception:  # noqa: BLE001 -- another composition error: Hydra reports it in its own words next
+        return
+
+
+def yaml_error_line(error: Any) -> str:
+    """A YAML syntax error as one line: file, line, column, what the parser expected."""
+    mark = error.problem_mark
+    context = f" ({error.context} at line {error.context_mark.line + 1})" if error.context and error.context_mark else ""
+    return f"{mark.name}: malformed YAML at line {mark.line + 1}, column {mark.column + 1}: {error.problem}{context}"
 
 
 def check_import_path_overrides(args: list[str]) -> None:
@@ -359,6 +407,7 @@ def run_cli(argv: list[str]) -> int:
         check_group_overrides(argv, groups)
         check_import_path_overrides(argv)
         if not any(a in ("--help", "-h", "--hydra-help", "--info") for a in argv):
+            check_config_files(null_groups_as_deletions(argv, groups), groups, config_dirs)
             check_override_keys(null_groups_as_deletions(argv, groups), groups, config_dirs)
     except IclxError as e:
         print(f"iclx: {e}", file=sys.stderr)

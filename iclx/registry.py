@@ -66,6 +66,7 @@ KINDS: dict[str, Kind] = {
 }
 
 PLUGIN_ENTRY_POINT_GROUP = "iclx.plugins"
+MISSING = "???"  # Hydra's mandatory-value marker, as a plain config holds it
 
 _registry: dict[str, dict[str, Callable[..., Any]]] = {}
 _loaded_kinds: set[str] = set()
@@ -134,6 +135,9 @@ def build(
     name, target, params = _named(kind, cfg, key)
     for k in exclude:
         params.pop(k, None)
+    for k, value in params.items():
+        if value == MISSING:  # a preset's key the user must fill in (task.pool of task=csv), left unset
+            raise ConfigError(f"{key}.{k} is required by {kind} '{name}': set it, e.g. {key}.{k}=...")
     params = check_arguments(f"{kind} '{name}'", target, params, key=key, runtime=list(runtime))
     return target(**params, **runtime)
 
@@ -149,7 +153,7 @@ def check(kind: str, cfg: Mapping[str, Any] | Any, *, key: str | None = None) ->
         node = params.pop(sub, None)
         if sub_kind is not None and isinstance(node, dict) and node.get("name") is not None:
             check(sub_kind, node, key=f"{key}.{sub}")
-    params = {k: v for k, v in params.items() if v != "???"}  # Hydra's mandatory marker: the stage says so
+    params = {k: v for k, v in params.items() if v != MISSING}  # unset yet: build() says so if the run needs it
     runtime = [p for p in declared.runtime if p in parameters(kind, name)]
     check_arguments(f"{kind} '{name}'", target, params, key=key, runtime=runtime, complete=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import shutil
 
 import pytest
 from omegaconf import OmegaConf
@@ -68,14 +69,48 @@ def test_non_utf8_files_are_replaced_skipped_or_refused(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="iclx"):
         replaced = docs_of(cfg)
     assert [d.text for d in replaced] == ["fine text", "caf\ufffd cr\ufffdme"]
-    assert "1 file(s)/record(s) not valid UTF-8 (undecodable bytes replaced by U+FFFD)" in caplog.text
+    assert "1 file(s)/record(s) not valid utf-8 (undecodable bytes replaced by U+FFFD)" in caplog.text
     assert "latin1.txt" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="iclx"):
         assert [d.text for d in docs_of({**cfg, "encoding_errors": "skip"})] == ["fine text"]
     assert "(skipped)" in caplog.text
-    with pytest.raises(DataError, match=r"latin1.txt: not valid UTF-8 at byte 3"):
+    with pytest.raises(DataError) as e:
         docs_of({**cfg, "encoding_errors": "strict"})
+    assert str(e.value) == (f"{tmp_path / 'latin1.txt'}:1: not valid utf-8 at byte 3 of the line (0xe9); if the file is in "
+                            "another encoding, set data.encoding (e.g. data.encoding=latin-1), else data.encoding_errors=replace or skip")
+    assert [d.text for d in docs_of({**cfg, "encoding": "latin-1", "encoding_errors": "strict"})] == ["fine text", "café crème"]
+    (tmp_path / "r.jsonl").write_bytes(b'{"text": "ok"}\n' + '{"text": "crème"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"r.jsonl:2: not valid utf-8 at byte 12 of the line \(0xe8\)"):
+        docs_of({"name": "text_files", "paths": str(tmp_path / "r.jsonl"), "encoding_errors": "strict"})
+    with pytest.raises(ConfigError, match=r"^data.encoding: unknown encoding 'utf-9'"):
+        build_source({**cfg, "encoding": "utf-9"})
+
+
+def test_a_binary_file_in_a_text_corpus_is_skipped_with_its_name_or_refused(tmp_path, caplog):
+    (tmp_path / "good.txt").write_text("plain words\n")
+    shutil.copy("/bin/ls", tmp_path / "ls.txt")  # NUL bytes
+    (tmp_path / "noise.txt").write_bytes(bytes(range(1, 256)) * 8)  # no NUL, but mostly undecodable
+    (tmp_path / "latin1.txt").write_bytes("a few accents: café crème brûlée".encode("latin-1"))  # text, wrong encoding
+    cfg = {"name": "text_files", "paths": str(tmp_path / "*.txt")}
+    with caplog.at_level(logging.WARNING, logger="iclx"):
+        docs = docs_of(cfg)
+    assert [d.meta["source"] for d in docs] == ["good.txt", "latin1.txt"]  # latin1.txt: bytes replaced, as above
+    assert (f"data: 2 file(s) are not text (NUL bytes, or over 20% not valid utf-8: set data.encoding if that is text), "
+            f"skipped (data.non_text=error stops instead): {tmp_path / 'ls.txt'}, {tmp_path / 'noise.txt'}") in caplog.text
+    with pytest.raises(DataError) as e:
+        docs_of({**cfg, "non_text": "error"})
+    assert str(e.value) == f"{tmp_path / 'ls.txt'}: not a text file (it holds NUL bytes); remove it from data.paths, or set data.non_text=skip"
+    with pytest.raises(DataError, match=r"noise.txt: not a text file \(\d+% of its bytes are not valid utf-8; if it is text, set data.encoding\)"):
+        docs_of({"name": "text_files", "paths": str(tmp_path / "noise.txt"), "non_text": "error"})
+    (tmp_path / "greek").mkdir()  # a legacy encoding of a non-Latin script is mostly undecodable as UTF-8, like noise
+    (tmp_path / "greek" / "g.txt").write_bytes("Καλημέρα κόσμε\n".encode("iso8859-7"))
+    greek = {"name": "text_files", "paths": str(tmp_path / "greek" / "*.txt"), "non_text": "error"}
+    with pytest.raises(DataError, match=r"g.txt: not a text file \(\d+% .*; if it is text, set data.encoding\)"):
+        docs_of(greek)
+    assert [d.text for d in docs_of({**greek, "encoding": "iso8859-7"})] == ["Καλημέρα κόσμε"]
+    with pytest.raises(ConfigError, match=r"^data.non_text must be one of 'skip', 'error', got str 'warn'$"):
+        build_source({**cfg, "non_text": "warn"})
 
 
 def test_split_is_seeded_disjoint_and_by_document():

@@ -98,6 +98,50 @@ def test_shared_split_file_task_never_uses_the_query_as_its_demonstration(in_tmp
     assert metrics["label_agreement_k7"] == pytest.approx(3 / 7)
 
 
+def test_prompts_longer_than_the_context_are_capped_counted_and_warned(in_tmp, ginc_bundle):
+    """k=35 of 4-token demonstrations in a 128-token context: 31 fit (128 - EOS - 2-token query -
+    1 reserved for the label = 124 = 31 x 4). The table reports 31, the agreement counts those 31
+    only, and the log says so with the numbers."""
+    data = in_tmp / "words.jsonl"
+    words = "a b c d e f g i l m n o p q r s t v x y z aa ab ac ad ae af ag ah ai aj ak am an ao ap aq ar as at".split()
+    data.write_text("".join(json.dumps({"text": f"{w} {w}", "label": (i * 7) % 3 % 2}) + "\n" for i, w in enumerate(words)))
+    code = run_cli(evaluate_args(
+        ginc_bundle, "task=jsonl", f"task.pool={data}", f"task.queries={data}", "task.verbalizer={0: b, 1: c}",
+        "task.template.input_format='{input}'", "task.template.output_format=' {output}'", "task.template.separator=' / '",
+        "evaluate.shots=[0,35]", "evaluate.selectors=[random]",
+    ))
+    assert code == 0
+    run_dir = only_run_dir(in_tmp)
+    records = [r for r in read_predictions(run_dir) if r["k"] == 35]
+    assert len(records) == 40 and all(len(r["demonstrations"]) == 31 and r["dropped"] == 4 for r in records)
+    labels = {f"words.jsonl:{i + 1}": (i * 7) % 3 % 2 for i in range(len(words))}
+    agree = [labels[d] == labels[r["query"]] for r in records for d in r["demonstrations"]]
+    metrics = read_summary(run_dir)["stages"]["evaluate"]
+    assert metrics["label_agreement_k35"] == pytest.approx(np.mean(agree))  # the 31 in the prompt, not the 35 chosen
+    assert (metrics["demos_used_k35"], metrics["truncated_k35"], metrics["demos_used_k0"]) == (31, 1.0, 0)
+    log = (run_dir / "iclx.log").read_text()
+    assert ("evaluate: k=35: 40 of 40 prompts held fewer demonstrations than asked (mean 31 of 35 fit in the "
+            "128-token context); more than half were cut, so the k=35 results measure 31 demonstrations, not 35") in log
+    assert not [line for line in log.splitlines() if "k=0:" in line and "held fewer" in line]  # k=0 asks for nothing
+    with open(run_dir / "evaluate_results.csv") as f:
+        assert [r["demos_used"] for r in csv.DictReader(f)] == ["0.0", "31.0"]
+
+
+def test_a_one_label_model_is_warned_about():
+    from iclx.tasks.example import Example
+    from iclx.tasks.icl import QueryResult, degradation_warnings
+
+    def results(predictions, gold):
+        return [QueryResult(Example(id=str(i), input="x", output=g), [], {"b": 0.0, "c": -1.0}, p, g, 0, [])
+                for i, (p, g) in enumerate(zip(predictions, gold))]
+
+    half = ["b", "c"] * 50
+    assert degradation_warnings(results(["b"] * 96 + ["c"] * 4, half), k=2, max_tokens=128) == [
+        "k=2: 96 of 100 predictions (96.0%) are 'b', 50.0% of the gold labels: the model predicts one label whatever the query"]
+    assert degradation_warnings(results(["b"] * 95 + ["c"] * 5, half), k=2, max_tokens=128) == []  # 95% is not over 95%
+    assert degradation_warnings(results(["b"] * 100, ["b"] * 97 + ["c"] * 3), k=2, max_tokens=128) == []  # so is the task
+
+
 def test_k_larger_than_the_pool_is_one_line(in_tmp, ginc_bundle, capsys):
     code = run_cli(evaluate_args(
         ginc_bundle, "task=ginc", "task.n_queries=4", "task.pool_per_group=3", "evaluate.shots=[0,4]", "evaluate.selectors=[random]",

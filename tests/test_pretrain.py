@@ -185,7 +185,7 @@ def test_non_utf8_text_is_replaced_and_reported(in_tmp):
     code, out = run(in_tmp, "text", "data=text_files", f"data.paths={corpus}/*.txt", "tokenizer=byte",
                     "stages=[tokenize,pack]", "data.validation.fraction=0.2", "data.split=file")
     assert code == 0
-    assert "1 file(s)/record(s) not valid UTF-8 (undecodable bytes replaced by U+FFFD): " in (out / "iclx.log").read_text()
+    assert "1 file(s)/record(s) not valid utf-8 (undecodable bytes replaced by U+FFFD): " in (out / "iclx.log").read_text()
     packed = read_summary(out)["stages"]["pack"]
     assert packed["train_documents"] + packed["val_documents"] == 7
     meta = json.loads((artifact(in_tmp, "pack") / "meta.json").read_text())

@@ -133,7 +133,11 @@ SPECS: dict[str, Spec] = {
         "orderings", jobs=2, slow=True),
     "iclx model=lstm": Spec([*QUICK, *SHOTS], "quickstart", files=QS_FILES, slow=True),
     "iclx selector=knn selector.embedder.name=lm": Spec([*QUICK, *SHOTS], "quickstart", files=QS_FILES, slow=True),
-    "iclx evaluate.calibration=true evaluate.shots=[0,4,16]": Spec(QUICK, "quickstart", files=QS_FILES, slow=True),
+    # SST-2 on the bundled-text model: a few queries over a small pool; the shots stay as written, and
+    # so does the vocabulary: with 300 tokens a long review and its demonstration overflow the context
+    "iclx experiment=pretrain_tiny stages=[tokenize,pack,pretrain,evaluate] task=sst2 selector=knn evaluate.shots=[0,1,2] "
+    "evaluate.calibration=true": Spec([*PRETRAIN, *WARMUP, "task.max_pool=200", "evaluate.num_queries=10"], "pretrain_tiny",
+                                      files=QS_FILES, slow=True),
     "iclx experiment=pretrain_tiny optimizer=adafactor pretrain.max_steps=500": Spec(TEXT, "pretrain_tiny", slow=True),
     # the corpus the README points at is created in the scratch folder (see `_setup`)
     "iclx data=text_files 'data.paths=my_corpus/**/*.txt' tokenizer=bpe tokenizer.vocab_size=8000 stages=[tokenize,pack,pretrain]":

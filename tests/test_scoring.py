@@ -130,6 +130,28 @@ def test_verbalizers_of_different_token_lengths_warn_under_sum(gpt):
         ICLEvaluator(gpt, CharTokenizer(), tiny_task(("A", "g")), ScoringSettings(), max_tokens=64)
 
 
+def test_calibration_against_an_unknown_content_free_input_warns(gpt):
+    """The README's old example: GINC's word tokenizer has no 'N/A', so it is <unk> (issue 11)."""
+    import warnings
+
+    word = build("tokenizer", {"name": "word"})
+    word.train(["in0 in1 in2 no yes! q0 q1 ; [MASK]"])
+    task = tiny_task()
+    with pytest.warns(UserWarning) as caught:
+        ICLEvaluator(gpt, word, task, ScoringSettings(calibration=True, content_free=["N/A", "[MASK] N/A"]), max_tokens=64)
+    assert [str(w.message) for w in caught] == [
+        f"evaluate.content_free: {text!r} is {share} the word tokenizer's unknown token (id {word.unk_id}): calibration "
+        "against it measures an unseen token, not the label bias; choose a content-free input in the vocabulary "
+        "(evaluate.content_free=[...]) or evaluate.calibration=false"
+        for text, share in (("N/A", "entirely"), ("[MASK] N/A", "in 1 of its 2 tokens"))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in the vocabulary; a byte-level tokenizer has no unknown token
+        ICLEvaluator(gpt, word, task, ScoringSettings(calibration=True, content_free=["[MASK]"]), max_tokens=64)
+        ICLEvaluator(gpt, build("tokenizer", {"name": "byte"}), tiny_task(("ab", "cd")), ScoringSettings(calibration=True),
+                     max_tokens=64)
+
+
 def test_evaluator_scores_equal_naive_scores_of_its_prompts(gpt):
     evaluator = ICLEvaluator(gpt, CharTokenizer(), tiny_task(("ab", "cd")), ScoringSettings(batch_size=3), max_tokens=64)
     ranked = [[0, 1, 2], [1, 2, 3], [3, 4, 5], [5, 0, 1]]

@@ -129,6 +129,43 @@ def test_missing_file_and_bad_json_and_bad_line(tmp_path, sentiment_jsonl):
         load_task({"name": "label_text", "pool": str(lines), "queries": str(lines)})
 
 
+def test_a_ragged_csv_row_names_the_file_row_and_both_counts(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,label\nfine,1\ngood, not great,1\n")  # an unquoted comma: 3 fields
+    with pytest.raises(DataError) as e:
+        load_task({"name": "csv", "pool": str(path), "queries": str(path)})
+    assert str(e.value) == f"{path}:3: row 2 has 3 fields, the header has 2 (text, label); quote fields that contain ','"
+    path.write_text("text,label\nfine,1\n\n\"two\nlines\"\n")  # a blank line is skipped; a short row is not
+    with pytest.raises(DataError) as e:
+        load_task({"name": "csv", "pool": str(path), "queries": str(path)})
+    assert str(e.value) == f"{path}:5: row 2 has 1 field, the header has 2 (text, label)"
+
+
+def test_task_files_in_another_encoding_are_named_or_read_with_task_encoding(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,label\nfine,1\ncafé crème,0\n".encode("latin-1"))
+    cfg = {"name": "csv", "pool": str(path), "queries": str(path)}
+    with pytest.raises(DataError) as e:
+        load_task(cfg)
+    assert str(e.value) == (f"{path}:3: not valid utf-8 at byte 3 of the line (0xe9); if the file is in another encoding, "
+                            "set task.encoding (e.g. task.encoding=latin-1)")
+    assert [x.input for x in load_task({**cfg, "encoding": "latin-1"}).pool] == ["fine", "café crème"]
+    lines = tmp_path / "sst.txt"
+    lines.write_bytes("1 très bien\n0 mal\n".encode("cp1252"))
+    assert load_task({"name": "label_text", "pool": str(lines), "queries": str(lines), "encoding": "cp1252"}).pool[0].input == "très bien"
+    with pytest.raises(ConfigError, match=r"^task.encoding: unknown encoding 'utf-9'"):
+        load_task({**cfg, "encoding": "utf-9"})
+    path.write_bytes("\ufefftext,label\nfine,1\n".encode())  # a spreadsheet's byte-order mark
+    assert load_task(cfg).pool[0].input == "fine"
+
+
+def test_an_unset_task_file_says_it_must_be_set(sentiment_jsonl):
+    _, test = sentiment_jsonl
+    with pytest.raises(ConfigError) as e:
+        load_task({"name": "csv", "pool": "???", "queries": str(test)})  # conf/task/csv.yaml's pool: ???
+    assert str(e.value) == "task.pool is required by task 'csv': set it, e.g. task.pool=..."
+
+
 def test_bad_task_config_keys_are_named(sentiment_jsonl):
     train, test = sentiment_jsonl
     with pytest.raises(ConfigError, match=r"task 'jsonl' has no parameter 'input_column' \(task.input_column\)"):

@@ -49,9 +49,6 @@ class Corpus:
 
 
 def build_source(data_cfg: Mapping[str, Any]) -> CorpusSource:
-    for key, value in _plain(data_cfg).items():
-        if value == "???":  # Hydra's mandatory-value marker, left unset
-            raise ConfigError(f"data.{key} is required by data '{data_cfg.get('name')}': set it, e.g. data.{key}=...")
     return build("data", data_cfg, key="data", exclude=NON_SOURCE_KEYS)
 
 

@@ -5,12 +5,17 @@ How a text file splits into documents is config (``split``): ``file`` (one docum
 ``regex``: a new document starts at every line matching ``boundary``, e.g. WikiText's article
 titles `` = Title = ``. A JSONL record is one document, its text in ``text_field``.
 
-Bytes that are not UTF-8 are replaced (U+FFFD) or the file/record is skipped (``encoding_errors``);
-either way the log says how many and where. ``strict`` stops at the first one.
+Files are read in ``encoding`` (UTF-8 by default). Bytes that do not decode are replaced (U+FFFD)
+or the file/record is skipped (``encoding_errors``); either way the log says how many and where.
+``strict`` stops at the first one, naming its line and byte.
+
+A file that is not text at all (NUL bytes, or more than ``NON_TEXT_SHARE`` of it undecodable: a
+binary that a glob caught) is skipped with a warning naming it, or stops the run (``non_text``).
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import json
@@ -31,6 +36,10 @@ TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 Split = Literal["file", "line", "blank_line", "regex"]
 EncodingErrors = Literal["replace", "skip", "strict"]
+NonText = Literal["skip", "error"]
+# Text in the wrong encoding has a few undecodable bytes (accents); a binary has them everywhere
+# (a quarter of /bin/ls, about half of random bytes). A share above this is not text.
+NON_TEXT_SHARE = 0.2
 
 
 @register("data", "text_files")
@@ -42,6 +51,8 @@ class TextFiles(CorpusSource):
         boundary: str | None = None,
         text_field: str = "text",
         encoding_errors: EncodingErrors = "replace",
+        encoding: str = "utf-8",
+        non_text: NonText = "skip",
     ):
         self.patterns = [paths] if isinstance(paths, str) else list(paths)
         if not self.patterns:
@@ -56,8 +67,14 @@ class TextFiles(CorpusSource):
             except re.error as e:
                 raise ConfigError(f"data.boundary: invalid regex {boundary!r}: {e}") from e
         self.text_field = text_field
+        try:
+            self.encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise ConfigError(f"data.encoding: unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
         self.encoding_errors = encoding_errors
-        self.invalid_utf8: list[str] = []  # files or records with undecodable bytes, for the log
+        self.non_text = non_text
+        self.undecodable: list[str] = []  # files or records with undecodable bytes, for the log
+        self.not_text: list[str] = []  # files skipped as not text, for the log
 
     def files(self) -> list[Path]:
         found: list[Path] = []
@@ -79,34 +96,67 @@ class TextFiles(CorpusSource):
         return ", ".join(self.patterns)
 
     def documents(self) -> Iterator[Document]:
-        self.invalid_utf8 = []
+        self.undecodable, self.not_text = [], []
         for path in self.files():
             if path.name.endswith(JSONL_SUFFIXES):
                 yield from self._jsonl_documents(path)
             else:
-                text = self._decode(path.read_bytes(), str(path))
+                raw = path.read_bytes()
+                text = None if self._skip_non_text(raw, path) else self._decode(raw, path)
                 if text is not None:
                     for i, doc in enumerate(split_text(text, self.split, self.boundary)):
                         yield Document(text=doc, id=f"{path.name}:{i}", meta={"source": path.name})
-        if self.invalid_utf8:
+        if self.not_text:
+            log.warning(
+                "data: %d file(s) are not text (NUL bytes, or over %d%% not valid %s: set data.encoding if that is text), "
+                "skipped (data.non_text=error stops instead): %s",
+                len(self.not_text),
+                round(NON_TEXT_SHARE * 100),
+                self.encoding,
+                ", ".join(self.not_text),
+            )
+        if self.undecodable:
             action = {"replace": "undecodable bytes replaced by U+FFFD", "skip": "skipped"}[self.encoding_errors]
-            shown = ", ".join(self.invalid_utf8[:5]) + (" ..." if len(self.invalid_utf8) > 5 else "")
-            log.warning("data: %d file(s)/record(s) not valid UTF-8 (%s): %s", len(self.invalid_utf8), action, shown)
+            shown = ", ".join(self.undecodable[:5]) + (" ..." if len(self.undecodable) > 5 else "")
+            log.warning("data: %d file(s)/record(s) not valid %s (%s): %s", len(self.undecodable), self.encoding, action, shown)
 
-    def _decode(self, raw: bytes, where: str) -> str | None:
+    def _skip_non_text(self, raw: bytes, path: Path) -> bool:
+        """Whether ``raw`` (a whole file) is not text and is skipped; with ``non_text=error`` it stops the run."""
+        text = raw.decode(self.encoding, errors="replace")
+        undecodable = text.count("\ufffd")  # roughly one U+FFFD per undecodable byte
+        if "\x00" in text:
+            reason = "it holds NUL bytes"
+        elif undecodable > NON_TEXT_SHARE * max(1, len(raw)):
+            # text in a legacy encoding of a non-Latin script looks like this too: say how to read it
+            reason = f"{undecodable / len(raw):.0%} of its bytes are not valid {self.encoding}; if it is text, set data.encoding"
+        else:
+            return False
+        if self.non_text == "error":
+            raise DataError(f"{path}: not a text file ({reason}); remove it from data.paths, or set data.non_text=skip")
+        self.not_text.append(str(path))
+        return True
+
+    def _decode(self, raw: bytes, path: Path, lineno: int | None = None) -> str | None:
+        """``raw`` decoded: a whole file, or its line ``lineno`` (a JSONL record)."""
         try:
-            return raw.decode("utf-8")
+            return raw.decode(self.encoding)
         except UnicodeDecodeError as e:
             if self.encoding_errors == "strict":
-                raise DataError(f"{where}: not valid UTF-8 at byte {e.start} (set data.encoding_errors=replace or skip)") from e
-            self.invalid_utf8.append(where)
-            return raw.decode("utf-8", errors="replace") if self.encoding_errors == "replace" else None
+                line = lineno if lineno is not None else raw.count(b"\n", 0, e.start) + 1
+                column = e.start - (raw.rfind(b"\n", 0, e.start) + 1)
+                raise DataError(
+                    f"{path}:{line}: not valid {self.encoding} at byte {column} of the line (0x{raw[e.start]:02x}); "
+                    "if the file is in another encoding, set data.encoding (e.g. data.encoding=latin-1), "
+                    "else data.encoding_errors=replace or skip"
+                ) from e
+            self.undecodable.append(str(path) if lineno is None else f"{path}:{lineno}")
+            return raw.decode(self.encoding, errors="replace") if self.encoding_errors == "replace" else None
 
     def _jsonl_documents(self, path: Path) -> Iterator[Document]:
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as f:
             for lineno, raw in enumerate(f, start=1):
-                line = self._decode(raw, f"{path}:{lineno}")
+                line = self._decode(raw, path, lineno)
                 if line is None or not line.strip():
                     continue
                 try:

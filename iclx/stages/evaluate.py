@@ -4,8 +4,12 @@ For every task variant (``evaluate.variants``, default: the ``task`` as configur
 selector (``evaluate.selectors``, default: the ``selector`` group's choice), the selector ranks
 ``max(shots)`` demonstrations per query once, and each k in ``evaluate.shots`` builds prompts from
 the first k of them, scores the labels and predicts. Per k it records accuracy, macro-F1, the
-share of chosen demonstrations whose label is the query's (``label_agreement``; GINC adds
-``concept_agreement``) and the share of prompts that had to drop demonstrations (``truncated``).
+share of the prompts' demonstrations whose label is the query's (``label_agreement``; GINC adds
+``concept_agreement``), the mean number of demonstrations that reached the prompt
+(``demos_used``) and the share of prompts that had to drop some to fit the context
+(``truncated``). Prompts that hold fewer than k, and predictions that are nearly all one label,
+are warned about with their counts; a k-shot prompt that cannot hold even one demonstration
+stops the run (``ICLEvaluator.check_fit``).
 
 Outputs: ``predictions.jsonl`` (per query and k: demonstration ids in prompt order, every label's
 score, the prediction, the gold), a table in the log and ``evaluate_results.csv``, the plot
@@ -37,7 +41,14 @@ from iclx.selectors.base import SelectionContext
 from iclx.selectors.quality import label_agreement
 from iclx.tables import format_table
 from iclx.tasks.base import Task, load_task, subsample
-from iclx.tasks.icl import DemonstrationLikelihood, ICLEvaluator, QueryResult, choose_demonstrations, summarize
+from iclx.tasks.icl import (
+    DemonstrationLikelihood,
+    ICLEvaluator,
+    QueryResult,
+    choose_demonstrations,
+    degradation_warnings,
+    summarize,
+)
 
 log = logging.getLogger("iclx")
 
@@ -52,18 +63,20 @@ def evaluate(run: Any) -> dict[str, Any]:
     section = EvaluateSection.from_config(cfg)  # typed and checked once (iclx.sections); defaults in conf/config.yaml
     shots = section.sorted_shots
     settings = section.scoring_settings()
+    selectors = selector_configs(cfg, section.selectors)
+    variants = task_variants(cfg, section.variants)
+    tasks = {}  # read before the model: a bad task file fails before pre-training or loading runs
+    for variant, task_cfg in variants.items():
+        tasks[variant] = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
+        tasks[variant].queries = subsample(tasks[variant].queries, section.num_queries, seed=0)
     lm = run.lineage.language_model()
     model, tokenizer, model_key = lm.model, lm.tokenizer, lm.key
     model.to(pick_device(section.device)).eval()
-    selectors = selector_configs(cfg, section.selectors)
-    variants = task_variants(cfg, section.variants)
     lines: dict[str, dict[int, dict[str, float]]] = {}  # line -> k -> metrics
     chance: dict[str, float] = {}
     with atomic_open(run.out_dir / PREDICTIONS_FILE) as predictions, \
             progress(total=len(variants) * len(selectors) * len(shots), desc="evaluate", unit="k") as bar:
-        for variant, task_cfg in variants.items():
-            task = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
-            task.queries = subsample(task.queries, section.num_queries, seed=0)
+        for variant, task in tasks.items():
             evaluator = ICLEvaluator(model, tokenizer, task, settings, max_tokens=int(model.max_seq_len), seed=run.seed)
             context = SelectionContext(
                 run=run,
@@ -87,7 +100,9 @@ def evaluate(run: Any) -> dict[str, Any]:
                 for k in shots:
                     bar.set_postfix_str(f"{line} k={k}")
                     results = evaluator.evaluate(ranked, k)
-                    metrics = lines[line][k] = k_metrics(task, results, [r[:k] for r in ranked])
+                    for message in degradation_warnings(results, k, evaluator.max_tokens):
+                        log.warning("evaluate: %s%s", "" if line == "all" else f"{line} ", message)
+                    metrics = lines[line][k] = k_metrics(task, results)
                     run.log_metrics({f"evaluate/{metric_name(line, name, k)}": v for name, v in metrics.items()})
                     predictions.writelines(json.dumps(prediction_record(variant, selector_name, k, r)) + "\n" for r in results)
                     bar.update()
@@ -163,8 +178,11 @@ def pick_device(device: str) -> torch.device:
 # --- metrics, outputs ----------------------------------------------------------------------------
 
 
-def k_metrics(task: Task, results: list[QueryResult], chosen: list[list[int]]) -> dict[str, float]:
+def k_metrics(task: Task, results: list[QueryResult]) -> dict[str, float]:
+    """The metrics of one k; the agreements count the demonstrations that reached the prompt,
+    not those the selector chose and the context could not hold."""
     metrics = summarize(results)
+    chosen = [r.pool_indices for r in results]
     agreement = label_agreement(task.pool, task.queries, chosen)
     if agreement is not None:
         metrics["label_agreement"] = agreement
@@ -199,7 +217,7 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     from iclx.plots import log2_shots_axis, pyplot
 
     plt = pyplot()
-    names = ["accuracy", "macro_f1", "label_agreement", "concept_agreement", "truncated"]
+    names = ["accuracy", "macro_f1", "label_agreement", "concept_agreement", "demos_used", "truncated"]
     names = [n for n in names if any(n in m for per_k in lines.values() for m in per_k.values())]
     rows = [[line, k, *(m.get(n, "") for n in names)] for line, per_k in lines.items() for k, m in per_k.items()]
     run.log_table("evaluate/results", ["line", "k", *names], rows)

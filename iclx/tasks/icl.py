@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from iclx.tasks.base import Task
 from iclx.tasks.example import Example
 from iclx.tasks.metrics import accuracy, exact_match, macro_f1
 from iclx.tasks.scoring import Normalization, calibrate, continuation_logprobs, generate_greedy, normalize, score_labels
-from iclx.tasks.template import PromptBuilder
+from iclx.tasks.template import Prompt, PromptBuilder
 
 log = logging.getLogger("iclx")
 
@@ -48,6 +48,7 @@ class QueryResult:
     prediction: str
     gold: str
     dropped: int  # demonstrations left out to fit the context
+    pool_indices: list[int] = field(default_factory=list)  # the demonstrations in the prompt, prompt order
 
     @property
     def correct(self) -> bool:
@@ -112,6 +113,8 @@ class ICLEvaluator:
             self.reserve = max(len(ids) for ids in self.label_ids)
         else:
             self.reserve = settings.max_new_tokens
+        if settings.calibration:
+            self._check_content_free()
 
     def _check_labels(self) -> None:
         seen: dict[tuple[int, ...], str] = {}
@@ -129,6 +132,25 @@ class ICLEvaluator:
                 "the shorter ones: consider evaluate.normalization=mean"
             )
 
+    def _check_content_free(self) -> None:
+        """Calibration divides by the label probabilities a content-free input gets; an input the
+        tokenizer cannot represent (its unknown token, which pre-training rarely shows the model)
+        measures the model's reaction to a strange token instead of its label bias."""
+        unk = getattr(self.tokenizer, "unk_id", None)
+        if unk is None:
+            return
+        tokenizer = getattr(self.tokenizer, "name", type(self.tokenizer).__name__)
+        for text in self.settings.content_free:
+            ids = self.tokenizer.encode(text)
+            unknown = sum(i == unk for i in ids)
+            if unknown:
+                share = "entirely" if unknown == len(ids) else f"in {unknown} of its {len(ids)} tokens"
+                self._warn(
+                    f"evaluate.content_free: {text!r} is {share} the {tokenizer} tokenizer's unknown token (id {unk}): "
+                    "calibration against it measures an unseen token, not the label bias; choose a content-free "
+                    "input in the vocabulary (evaluate.content_free=[...]) or evaluate.calibration=false"
+                )
+
     @staticmethod
     def _warn(message: str) -> None:
         log.warning(message)  # the run's log
@@ -138,6 +160,7 @@ class ICLEvaluator:
         """Prompts with the first ``k`` of each query's ranked demonstrations, scored."""
         queries = self.task.queries
         prompts = [self.builder.build(q, self.task.pool, list(r)[:k], reserve=self.reserve) for q, r in zip(queries, ranked)]
+        self.check_fit(prompts, ranked, k)
         results = []
         if self.task.labels is None:
             for query, prompt in zip(queries, prompts):
@@ -154,6 +177,24 @@ class ICLEvaluator:
             prediction = labels[int(np.argmax(row))]
             results.append(self._result(query, prompt, dict(zip(labels, row.tolist())), prediction, str(query.label)))
         return results
+
+    def check_fit(self, prompts: Sequence[Prompt], ranked: Sequence[Sequence[int]], k: int) -> None:
+        """The truncation rule: a prompt that cannot hold even one of its k demonstrations would
+        measure zero-shot under the k-shot label, so that is an error; a prompt that holds some is
+        capped (the builder drops the least relevant), and the stage counts and reports it."""
+        if k == 0:
+            return
+        empty = [i for i, prompt in enumerate(prompts) if not prompt.demonstrations]
+        if not empty:
+            return
+        query = self.task.queries[empty[0]]
+        query_tokens = len(self.builder.prefix_ids) + len(self.tokenizer.encode(self.task.template.query(query)))
+        best = len(self.builder.demonstration_ids(self.task.pool[ranked[empty[0]][0]]))
+        raise ConfigError(
+            f"evaluate.shots: k={k}: not even one demonstration fits in the {self.max_tokens}-token context "
+            f"for {len(empty)} of {len(prompts)} prompts (query {query.id}: {query_tokens} tokens, its best "
+            f"demonstration {best}, the answer {self.reserve}); lower k, shorten the template or use a longer context"
+        )
 
     def score(self, prompts: list[list[int]]) -> np.ndarray:
         totals = score_labels(self.model, prompts, self.label_ids, batch_size=self.settings.batch_size)
@@ -179,7 +220,7 @@ class ICLEvaluator:
 
     def _result(self, query: Example, prompt: Any, scores: dict[str, float], prediction: str, gold: str) -> QueryResult:
         demos = [self.task.pool[i].id for i in prompt.demonstrations]
-        return QueryResult(query, demos, scores, prediction, gold, prompt.dropped)
+        return QueryResult(query, demos, scores, prediction, gold, prompt.dropped, list(prompt.demonstrations))
 
 
 class DemonstrationLikelihood:
@@ -204,10 +245,42 @@ class DemonstrationLikelihood:
 
 
 def summarize(results: Sequence[QueryResult]) -> dict[str, float]:
-    """accuracy, macro_f1, and the share of queries whose prompt had to drop demonstrations."""
+    """accuracy, macro_f1, the mean number of demonstrations that reached the prompt
+    (``demos_used``) and the share of queries whose prompt had to drop some (``truncated``)."""
     predictions, gold = [r.prediction for r in results], [r.gold for r in results]
     return {
         "accuracy": accuracy(predictions, gold),
         "macro_f1": macro_f1(predictions, gold),
+        "demos_used": float(np.mean([len(r.pool_indices) for r in results])) if results else float("nan"),
         "truncated": sum(r.dropped > 0 for r in results) / max(1, len(results)),
     }
+
+
+# a classifier whose predictions are this much one label is not reading its prompts
+ONE_LABEL_SHARE = 0.95
+
+
+def degradation_warnings(results: Sequence[QueryResult], k: int, max_tokens: int) -> list[str]:
+    """What makes the k-shot numbers mean less than they say, with the counts: prompts capped to
+    fit the context (worse when most are), and predictions that are (nearly) all one label."""
+    messages = []
+    cut = sum(r.dropped > 0 for r in results)
+    if cut:
+        used = np.mean([len(r.pool_indices) for r in results])
+        message = (
+            f"k={k}: {cut} of {len(results)} prompts held fewer demonstrations than asked "
+            f"(mean {used:.4g} of {k} fit in the {max_tokens}-token context)"
+        )
+        if cut > len(results) / 2:
+            message += f"; more than half were cut, so the k={k} results measure {used:.4g} demonstrations, not {k}"
+        messages.append(message)
+    labelled = [r for r in results if r.scores]  # classification only: open-ended answers vary freely
+    if len(labelled) > 1 and len({label for r in labelled for label in r.scores}) > 1:
+        label, count = Counter(r.prediction for r in labelled).most_common(1)[0]
+        gold = sum(r.gold == label for r in labelled) / len(labelled)
+        if count / len(labelled) > ONE_LABEL_SHARE and gold <= ONE_LABEL_SHARE:  # not a task that is one label
+            messages.append(
+                f"k={k}: {count} of {len(labelled)} predictions ({count / len(labelled):.1%}) are {label!r}, "
+                f"{gold:.1%} of the gold labels: the model predicts one label whatever the query"
+            )
+    return messages

@@ -7,8 +7,9 @@ query part moves to the start of the continuation (``"Sentiment:"`` + ``" positi
 BPE tokenizers learned words in.
 
 Demonstrations arrive ranked, most relevant first (the selector's order). When the prompt would
-not fit the model's context, the least relevant ones are dropped first; the rest are then laid out
-by ``order``: ``most_similar_last`` (default: the best demonstration sits right before the query),
+not fit the model's context, the least relevant ones are dropped first (counted in
+``Prompt.dropped``: the evaluator warns about them, and stops when not even one fits); the rest
+are then laid out by ``order``: ``most_similar_last`` (default: the best demonstration sits right before the query),
 ``most_similar_first``, or ``random`` (seeded per query).
 """
 

@@ -34,6 +34,7 @@ class Tokenizer(ABC):
     name: str  # the registry name, written into META_FILE so load_tokenizer finds the class
     eos_id: int
     bos_id: int
+    unk_id: int | None = None  # what text outside the vocabulary becomes; None: every text is representable
 
     @property
     @abstractmethod

@@ -49,6 +49,11 @@ class HFTokenizer(Tokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=True)
 
+    @property
+    def unk_id(self) -> int | None:  # type: ignore[override]
+        token = getattr(self.hf.model, "unk_token", None)  # WordLevel, WordPiece; byte-level BPE has none
+        return self.hf.token_to_id(token) if token else None
+
     def token_id(self, token: str) -> int | None:
         return self.hf.token_to_id(token)
 
