@@ -274,6 +274,15 @@ def test_truncation_drops_the_least_relevant_demonstrations_first():
     assert len(prompt.ids) + 1 == 9
 
 
+def test_a_demonstration_too_long_to_fit_is_left_out_and_shorter_ones_still_tried():
+    tok = SpaceTokenizer()
+    pool = examples(3)
+    pool[1] = Example(id="long", input="a b c d e f g h", output="y")  # 9 tokens: never fits
+    builder = PromptBuilder(Template(separator=" "), tok, max_tokens=9, prefix_ids=[0])
+    prompt = builder.build(Example(id="q", input="q", output="?"), pool, ranked=[1, 0, 2], reserve=1)
+    assert prompt.dropped == 1 and prompt.demonstrations == [2, 0]  # the best one is too long: the next two fit
+
+
 def test_a_query_longer_than_the_context_keeps_its_end():
     tok = SpaceTokenizer()
     builder = PromptBuilder(Template(), tok, max_tokens=4)

@@ -6,10 +6,11 @@ the label (or answer) is the continuation the model scores or generates. Whitesp
 query part moves to the start of the continuation (``"Sentiment:"`` + ``" positive"``), the form
 BPE tokenizers learned words in.
 
-Demonstrations arrive ranked, most relevant first (the selector's order). When the prompt would
-not fit the model's context, the least relevant ones are dropped first (counted in
-``Prompt.dropped``: the evaluator warns about them, and stops when not even one fits); the rest
-are then laid out by ``order``: ``most_similar_last`` (default: the best demonstration sits right before the query),
+Demonstrations arrive ranked, most relevant first (the selector's order), and are taken in that
+order while they fit the model's context; one that does not fit is left out and the next, less
+relevant ones are still tried, so one long demonstration does not empty a prompt (left-out ones
+are counted in ``Prompt.dropped``: the evaluator warns about them, and stops when not even one
+fits). The kept ones are then laid out by ``order``: ``most_similar_last`` (default: the best demonstration sits right before the query),
 ``most_similar_first``, or ``random`` (seeded per query).
 """
 
@@ -100,7 +101,7 @@ class PromptBuilder:
         for index in ranked:
             cost = len(self.demonstration_ids(pool[index]))
             if used + cost > budget:
-                break  # this one and every less relevant one after it are dropped
+                continue  # left out; a shorter, less relevant one may still fit
             kept.append(int(index))
             used += cost
         layout = self.arrange(query, kept)
