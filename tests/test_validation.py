@@ -68,6 +68,9 @@ CASES = [
     (["seed=abc"], "iclx: seed must be int, got str 'abc'"),
     (["trainer.progress_interval=0"], "iclx: trainer.progress_interval must be a number of seconds > 0, got 0"),
     (["trainer.enable_progress_bar=yes"], "iclx: trainer.enable_progress_bar must be bool, got str 'yes'"),
+    # issue 12: the quickstart preset's evaluate.selectors=[random, knn] used to win silently
+    (["selector=bm25"], ("iclx: selector=bm25 is not evaluated: evaluate.selectors=[random, knn] decides which selectors "
+                         "run; set evaluate.selectors=null to evaluate bm25 alone, or evaluate.selectors=[random,knn,bm25]")),
 ]
 
 

@@ -47,6 +47,7 @@ from iclx.tasks.icl import (
     QueryResult,
     choose_demonstrations,
     degradation_warnings,
+    drop_query_twins,
     summarize,
 )
 
@@ -69,6 +70,7 @@ def evaluate(run: Any) -> dict[str, Any]:
     for variant, task_cfg in variants.items():
         tasks[variant] = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
         tasks[variant].queries = subsample(tasks[variant].queries, section.num_queries, seed=0)
+        drop_query_twins(tasks[variant])
     lm = run.lineage.language_model()
     model, tokenizer, model_key = lm.model, lm.tokenizer, lm.key
     model.to(pick_device(section.device)).eval()

@@ -55,6 +55,25 @@ class QueryResult:
         return self.prediction == self.gold
 
 
+def drop_query_twins(task: Task) -> int:
+    """Leave out of the pool every example whose input text (whitespace and case aside) equals a
+    query's but is not that query itself: a duplicate record would show the query's own label.
+    Returns how many were left out."""
+    if not task.exclude_query_twins:
+        return 0
+    norm = lambda text: " ".join(str(text).split()).lower()  # noqa: E731
+    queries_by_text: dict[str, set[str]] = defaultdict(set)
+    for q in task.queries:
+        queries_by_text[norm(q.input)].add(q.id)
+    # the query itself in the pool (one file for both) stays: selectors never choose it for itself
+    kept = [e for e in task.pool if not (queries_by_text.get(norm(e.input), set()) - {e.id})]
+    dropped = len(task.pool) - len(kept)
+    if dropped:
+        log.info("task %s: %d pool examples have the same text as a query and are left out of the pool", task.name, dropped)
+        task.pool = kept
+    return dropped
+
+
 def choose_demonstrations(selector_cfg: Mapping[str, Any], task: Task, k: int, context: Any, *, key: str = "selector") -> list[list[int]]:
     """Per query, ``k`` pool indices ranked best first by the selector ``selector_cfg``.
 
