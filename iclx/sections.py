@@ -111,6 +111,8 @@ class EvaluateSection(Section):
     max_new_tokens: Count
     prompt_start: Literal["eos", "none"]
     device: StrictStr
+    save_prompts: StrictBool
+    save_content_free: StrictBool
 
     @property
     def sorted_shots(self) -> list[int]:

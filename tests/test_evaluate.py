@@ -51,7 +51,8 @@ def test_ginc_random_and_knn_in_one_run(in_tmp, ginc_bundle):
     assert len(records) == 2 * 3 * 12  # selectors x shots x queries
     labels = None
     for r in records:
-        assert set(r) == {"task", "selector", "k", "query", "demonstrations", "scores", "prediction", "gold", "correct", "dropped"}
+        assert set(r) == {"task", "selector", "k", "query", "demonstrations", "scores", "prediction", "gold", "correct", "dropped",
+                          "prompt", "logprob_sum", "label_tokens", "content_free_sum"}
         assert len(r["demonstrations"]) == r["k"] and len(set(r["demonstrations"])) == r["k"]
         assert r["query"] not in r["demonstrations"]
         labels = labels or list(r["scores"])
