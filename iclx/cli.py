@@ -241,7 +241,7 @@ def _run_job(cfg: DictConfig) -> JobSummary:
     }
     header = dict(name=cfg.get("name"), overrides=list(hydra_cfg.overrides.task), choices=choices, multirun=multirun)
     try:  # every check before anything runs (components, sections, top-level keys such as seed)
-        validate_config(cfg)
+        validate_config(cfg, overrides=list(hydra_cfg.overrides.task))
         seed = int(cfg.seed)
         progress.configure(cfg.get("trainer"))  # bars on a terminal, lines in a log: for every loop of the job
     except IclxError as e:  # before a Run exists: the summary and the one line, written here

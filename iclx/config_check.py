@@ -11,7 +11,7 @@ component section declared in ``registry.KINDS`` with its nested component confi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from iclx import registry
@@ -22,8 +22,9 @@ from iclx.errors import ConfigError
 RENAMED_KEYS: dict[str, str] = {}
 
 
-def validate_config(cfg: Any) -> int:
-    """Raise ConfigError on the first bad key of ``cfg``; return how many sections were checked."""
+def validate_config(cfg: Any, overrides: Sequence[str] = ()) -> int:
+    """Raise ConfigError on the first bad key of ``cfg``; return how many sections were checked.
+    ``overrides`` are the command line's (what the user chose explicitly)."""
     from iclx import sections
 
     check_no_import_paths(cfg)  # before plugins= imports anything
@@ -32,8 +33,9 @@ def validate_config(cfg: Any) -> int:
         raise ConfigError(f"plugins must be a list of module names, e.g. plugins=[my_pkg.selectors], got {plugins!r}")
     registry.load_plugins(plugins)  # their components must be known
     check_renamed_keys(cfg)
-    checked = sections.check_sections(cfg)
-    return checked + check_components(cfg)
+    checked = sections.check_sections(cfg) + check_components(cfg)
+    sections.check_choices(cfg, overrides)
+    return checked
 
 
 check_component_sections = validate_config  # the name the entrypoint calls before any stage runs

@@ -10,7 +10,9 @@ instead of parsing ``cfg.<section>`` itself. Errors are one line naming the key 
 
 from __future__ import annotations
 
+import re
 import typing
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from omegaconf import OmegaConf
@@ -109,6 +111,8 @@ class EvaluateSection(Section):
     max_new_tokens: Count
     prompt_start: Literal["eos", "none"]
     device: StrictStr
+    save_prompts: StrictBool
+    save_content_free: StrictBool
 
     @property
     def sorted_shots(self) -> list[int]:
@@ -120,6 +124,20 @@ class EvaluateSection(Section):
         from iclx.tasks.icl import ScoringSettings
 
         return ScoringSettings(**{f: getattr(self, f) for f in ScoringSettings.__dataclass_fields__})
+
+    def check_selector_choice(self, overrides: Sequence[str]) -> None:
+        """A selector chosen on the command line (``selector=bm25``) is evaluated, or the run stops:
+        a preset's ``evaluate.selectors`` list would otherwise silently evaluate others instead."""
+        chosen = [o.split("=", 1)[1] for o in overrides if re.fullmatch(r"\+{0,2}selector=[^=]+", o)]
+        if not chosen or self.selectors is None:
+            return
+        listed = [item if isinstance(item, str) else str(item.get("name")) for item in self.selectors]
+        if chosen[-1] not in listed:
+            raise ConfigError(
+                f"selector={chosen[-1]} is not evaluated: evaluate.selectors=[{', '.join(listed)}] decides which selectors run; "
+                f"set evaluate.selectors=null to evaluate {chosen[-1]} alone, or "
+                f"evaluate.selectors=[{','.join([*listed, chosen[-1]])}]"
+            )
 
     def check_references(self, cfg: Any) -> None:
         known = registry.known("selector")
@@ -181,3 +199,9 @@ def check_sections(cfg: Any) -> int:
             section.from_config(cfg).check_references(cfg)
             checked += 1
     return checked
+
+
+def check_choices(cfg: Any, overrides: Sequence[str]) -> None:
+    """What the command line chose explicitly (``overrides``) is what runs."""
+    if "evaluate" in TopLevel.from_config(cfg).stages and cfg.get("evaluate") is not None:
+        EvaluateSection.from_config(cfg).check_selector_choice(overrides)

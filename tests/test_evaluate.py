@@ -51,7 +51,8 @@ def test_ginc_random_and_knn_in_one_run(in_tmp, ginc_bundle):
     assert len(records) == 2 * 3 * 12  # selectors x shots x queries
     labels = None
     for r in records:
-        assert set(r) == {"task", "selector", "k", "query", "demonstrations", "scores", "prediction", "gold", "correct", "dropped"}
+        assert set(r) == {"task", "selector", "k", "query", "demonstrations", "scores", "prediction", "gold", "correct", "dropped",
+                          "prompt", "logprob_sum", "label_tokens", "content_free_sum"}
         assert len(r["demonstrations"]) == r["k"] and len(set(r["demonstrations"])) == r["k"]
         assert r["query"] not in r["demonstrations"]
         labels = labels or list(r["scores"])
@@ -199,3 +200,25 @@ def test_listed_selectors_keep_the_command_lines_overrides():
     selectors = selector_configs(cfg, ["random", "knn"])
     assert selectors["knn"]["embedder"] == {"name": "lm"}  # from the composed section, not the preset file
     assert selectors["random"]["name"] == "random"
+
+
+def test_a_pool_twin_of_a_query_is_left_out_and_counted(caplog):
+    """Issue 12: with ids unique per file, a duplicate record in the pool would hand the selector
+    the query's own label; the query itself (pool and queries from one file) stays for the others."""
+    from iclx.tasks.base import Task
+    from iclx.tasks.example import Example
+    from iclx.tasks.icl import drop_query_twins
+    from iclx.tasks.template import Template
+
+    pool = [Example(id="pool.txt:1", input="A  great film", output="positive"),
+            Example(id="pool.txt:2", input="a dull film", output="negative"),
+            Example(id="same.txt:3", input="a fine cast", output="positive")]
+    queries = [Example(id="queries.txt:1", input="a great film", output="positive"),
+               Example(id="same.txt:3", input="a fine cast", output="positive")]
+    task = Task("t", pool, queries, ["negative", "positive"], Template())
+    with caplog.at_level("INFO", logger="iclx"):
+        assert drop_query_twins(task) == 1
+    assert [e.id for e in task.pool] == ["pool.txt:2", "same.txt:3"]
+    assert "task t: 1 pool examples have the same text as a query and are left out of the pool" in caplog.text
+    twins_allowed = Task("g", list(pool), queries, None, Template(), exclude_query_twins=False)
+    assert drop_query_twins(twins_allowed) == 0 and len(twins_allowed.pool) == 3

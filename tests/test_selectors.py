@@ -103,6 +103,17 @@ def test_random_is_per_query_and_changes_with_the_seed():
     assert counts.min() > 0  # every pool item gets drawn somewhere: uniform, not a fixed subset
 
 
+def test_random_draws_are_nested_across_k_and_do_not_depend_on_the_shots_list():
+    """Issue 12: the k=4 prompt came from a max(shots) draw, so adding k=8 changed every k=4 set."""
+    pool, queries = make_pool(40), make_pool(30, seed=1, prefix="q")
+    selector = fitted("random", pool, seed=0)
+    four, eight, sixteen = selector.select(queries, 4), selector.select(queries, 8), selector.select(queries, 16)
+    assert all(a == b[:4] == c[:4] for a, b, c in zip(four, eight, sixteen))
+    assert all(b == c[:8] for b, c in zip(eight, sixteen))
+    everything = selector.select(pool[:3], len(pool) - 1)  # the whole pool but the query itself
+    assert all(sorted(d) == [i for i in range(len(pool)) if i != j] for j, d in enumerate(everything))
+
+
 # --- knn equals brute force ----------------------------------------------------------------------
 
 

@@ -48,7 +48,8 @@ CASES = [
     (["evaluate.num_queries=0"], "iclx: evaluate.num_queries must be >= 1, got 0"),
     (["+evaluate.shot=[0]"],
      ("iclx: evaluate has no key 'shot' (evaluate.shot). Its keys: shots, selectors, variants, num_queries, normalization, "
-     "calibration, content_free, batch_size, max_new_tokens, prompt_start, device (did you mean 'shots'?)")),
+     "calibration, content_free, batch_size, max_new_tokens, prompt_start, device, save_prompts, save_content_free "
+     "(did you mean 'shots'?)")),
     (["pretrain.batch_size=-1"], "iclx: pretrain.batch_size must be >= 1, got -1"),
     (["+pretrain.max_step=10"],
      ("iclx: pretrain has no key 'max_step' (pretrain.max_step). Its keys: seed, batch_size, seq_len, max_steps, val_every, "
@@ -68,6 +69,9 @@ CASES = [
     (["seed=abc"], "iclx: seed must be int, got str 'abc'"),
     (["trainer.progress_interval=0"], "iclx: trainer.progress_interval must be a number of seconds > 0, got 0"),
     (["trainer.enable_progress_bar=yes"], "iclx: trainer.enable_progress_bar must be bool, got str 'yes'"),
+    # issue 12: the quickstart preset's evaluate.selectors=[random, knn] used to win silently
+    (["selector=bm25"], ("iclx: selector=bm25 is not evaluated: evaluate.selectors=[random, knn] decides which selectors "
+                         "run; set evaluate.selectors=null to evaluate bm25 alone, or evaluate.selectors=[random,knn,bm25]")),
 ]
 
 

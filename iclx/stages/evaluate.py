@@ -39,6 +39,7 @@ from iclx.registry import _plain, register
 from iclx.sections import EvaluateSection
 from iclx.selectors.base import SelectionContext
 from iclx.selectors.quality import label_agreement
+from iclx.statistics import bootstrap_interval
 from iclx.tables import format_table
 from iclx.tasks.base import Task, load_task, subsample
 from iclx.tasks.icl import (
@@ -47,6 +48,8 @@ from iclx.tasks.icl import (
     QueryResult,
     choose_demonstrations,
     degradation_warnings,
+    drop_query_twins,
+    line_name,
     summarize,
 )
 
@@ -69,6 +72,7 @@ def evaluate(run: Any) -> dict[str, Any]:
     for variant, task_cfg in variants.items():
         tasks[variant] = load_task(task_cfg, key="task" if len(variants) == 1 else f"evaluate.variants.{variant}", data=cfg.get("data"))
         tasks[variant].queries = subsample(tasks[variant].queries, section.num_queries, seed=0)
+        drop_query_twins(tasks[variant])
     lm = run.lineage.language_model()
     model, tokenizer, model_key = lm.model, lm.tokenizer, lm.key
     model.to(pick_device(section.device)).eval()
@@ -93,7 +97,7 @@ def evaluate(run: Any) -> dict[str, Any]:
                 f"{len(task.labels)} labels" if task.labels else "open-ended", shots, ", ".join(selectors),
             )
             for selector_name, selector_cfg in selectors.items():
-                line = "/".join(([variant] if len(variants) > 1 else []) + ([selector_name] if len(selectors) > 1 else [])) or "all"
+                line = line_name(variant, selector_name, len(variants), len(selectors))
                 chance[line] = 1 / len(task.labels) if task.labels else float("nan")
                 ranked = choose_demonstrations(selector_cfg, task, max(shots), context)
                 lines[line] = {}
@@ -104,7 +108,9 @@ def evaluate(run: Any) -> dict[str, Any]:
                         log.warning("evaluate: %s%s", "" if line == "all" else f"{line} ", message)
                     metrics = lines[line][k] = k_metrics(task, results)
                     run.log_metrics({f"evaluate/{metric_name(line, name, k)}": v for name, v in metrics.items()})
-                    predictions.writelines(json.dumps(prediction_record(variant, selector_name, k, r)) + "\n" for r in results)
+                    predictions.writelines(
+                        json.dumps(prediction_record(variant, selector_name, k, r, evaluator, settings)) + "\n" for r in results
+                    )
                     bar.update()
     report(run, lines, chance)
     return {metric_name(line, name, k): v for line, per_k in lines.items() for k, m in per_k.items() for name, v in m.items()}
@@ -182,6 +188,9 @@ def k_metrics(task: Task, results: list[QueryResult]) -> dict[str, float]:
     """The metrics of one k; the agreements count the demonstrations that reached the prompt,
     not those the selector chose and the context could not hold."""
     metrics = summarize(results)
+    if results:
+        interval = bootstrap_interval(np.array([r.correct for r in results], dtype=float))
+        metrics["accuracy_low"], metrics["accuracy_high"] = interval.low, interval.high
     chosen = [r.pool_indices for r in results]
     agreement = label_agreement(task.pool, task.queries, chosen)
     if agreement is not None:
@@ -197,8 +206,13 @@ def metric_name(line: str, name: str, k: int) -> str:
     return (f"{line}/" if line != "all" else "") + f"{name}_k{k}"
 
 
-def prediction_record(variant: str, selector: str, k: int, result: QueryResult) -> dict[str, Any]:
-    return {
+def prediction_record(variant: str, selector: str, k: int, result: QueryResult, evaluator: ICLEvaluator | None = None,
+                      settings: Any = None) -> dict[str, Any]:
+    """One line of predictions.jsonl. Besides the prediction: every label's score as used (after
+    normalization and calibration), its summed log-likelihood and its token count (the per-token
+    score is their ratio), and the content-free inputs' sums, so ``iclx rescore`` can recompute
+    the table with calibration on or off and either normalization, without the model."""
+    record: dict[str, Any] = {
         "task": variant,
         "selector": selector,
         "k": k,
@@ -210,6 +224,16 @@ def prediction_record(variant: str, selector: str, k: int, result: QueryResult) 
         "correct": result.correct,
         "dropped": result.dropped,
     }
+    if result.prompt is not None:
+        record["prompt"] = result.prompt
+    if result.logprob_sums is not None and evaluator is not None:
+        labels = list(result.scores)
+        record["logprob_sum"] = dict(zip(labels, result.logprob_sums))
+        record["label_tokens"] = dict(zip(labels, evaluator.label_lengths))
+        if result.content_free_sums is not None:
+            rows = zip(settings.content_free, result.content_free_sums)
+            record["content_free_sum"] = {text: dict(zip(labels, row)) for text, row in rows}
+    return record
 
 
 def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict[str, float]) -> None:
@@ -217,7 +241,7 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     from iclx.plots import log2_shots_axis, pyplot
 
     plt = pyplot()
-    names = ["accuracy", "macro_f1", "label_agreement", "concept_agreement", "demos_used", "truncated"]
+    names = ["accuracy", "accuracy_low", "accuracy_high", "macro_f1", "label_agreement", "concept_agreement", "demos_used", "truncated"]
     names = [n for n in names if any(n in m for per_k in lines.values() for m in per_k.values())]
     rows = [[line, k, *(m.get(n, "") for n in names)] for line, per_k in lines.items() for k, m in per_k.items()]
     run.log_table("evaluate/results", ["line", "k", *names], rows)
@@ -227,6 +251,9 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     for line, per_k in lines.items():
         ks = sorted(per_k)
         drawn = ax.plot(ks, [per_k[k]["accuracy"] for k in ks], marker="o", label=line if line != "all" else None)
+        if all("accuracy_low" in per_k[k] for k in ks):  # 95% bootstrap interval over the queries
+            ax.fill_between(ks, [per_k[k]["accuracy_low"] for k in ks], [per_k[k]["accuracy_high"] for k in ks],
+                            color=drawn[0].get_color(), alpha=0.15, linewidth=0)
         cut = [k for k in ks if per_k[k].get("truncated", 0) > 0]
         if cut:  # prompts that lost demonstrations to the context length: hollow markers
             ax.plot(cut, [per_k[k]["accuracy"] for k in cut], "o", markerfacecolor="white", color=drawn[0].get_color())
@@ -239,7 +266,7 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     if not log2_shots_axis(ax, all_k):
         ax.set_xticks(all_k, [str(k) for k in all_k])
     ax.set_xlabel("demonstrations k")
-    ax.set_ylabel("ICL accuracy")
+    ax.set_ylabel("ICL accuracy (band: 95% CI over queries)")
     ax.set_title(f"{run.cfg.get('name')}: accuracy vs k", fontsize=10)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

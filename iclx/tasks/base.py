@@ -40,6 +40,9 @@ class Task:
     # a meta key: a query's demonstrations come only from pool examples with its value (GINC's
     # matched prompts); None: every query draws from the whole pool
     group_key: str | None = None
+    # a pool example whose input text equals a query's is that query's answer key (a duplicate
+    # record): left out of the pool; synthetic tasks whose inputs repeat by chance say False
+    exclude_query_twins: bool = True
 
     @property
     def open_ended(self) -> bool:

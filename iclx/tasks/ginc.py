@@ -76,6 +76,7 @@ def ginc(
         labels=[language.symbols[i] for i in sorted(set(language.emission.flat))],
         template=Template(),
         group_key=GROUP_KEY if pool == "matched" else None,
+        exclude_query_twins=False,  # short random walks repeat: an equal x is no leak of y
     )
 
 

@@ -38,6 +38,8 @@ class ScoringSettings:
     batch_size: int = 16
     max_new_tokens: int = 16  # open-ended tasks: greedy answer length
     prompt_start: Literal["eos", "none"] = "eos"  # begin each prompt the way a document begins
+    save_prompts: bool = True  # results carry each prompt's text (predictions.jsonl)
+    save_content_free: bool = True  # score the content-free inputs without calibration too (rescore later)
 
 
 @dataclass
@@ -49,10 +51,32 @@ class QueryResult:
     gold: str
     dropped: int  # demonstrations left out to fit the context
     pool_indices: list[int] = field(default_factory=list)  # the demonstrations in the prompt, prompt order
+    prompt: str | None = None  # the text the model read (evaluate.save_prompts)
+    logprob_sums: list[float] | None = None  # per label: log p(label tokens | prompt), summed
+    content_free_sums: list[list[float]] | None = None  # per content-free input, per label: the same sums
 
     @property
     def correct(self) -> bool:
         return self.prediction == self.gold
+
+
+def drop_query_twins(task: Task) -> int:
+    """Leave out of the pool every example whose input text (whitespace and case aside) equals a
+    query's but is not that query itself: a duplicate record would show the query's own label.
+    Returns how many were left out."""
+    if not task.exclude_query_twins:
+        return 0
+    norm = lambda text: " ".join(str(text).split()).lower()  # noqa: E731
+    queries_by_text: dict[str, set[str]] = defaultdict(set)
+    for q in task.queries:
+        queries_by_text[norm(q.input)].add(q.id)
+    # the query itself in the pool (one file for both) stays: selectors never choose it for itself
+    kept = [e for e in task.pool if not (queries_by_text.get(norm(e.input), set()) - {e.id})]
+    dropped = len(task.pool) - len(kept)
+    if dropped:
+        log.info("task %s: %d pool examples have the same text as a query and are left out of the pool", task.name, dropped)
+        task.pool = kept
+    return dropped
 
 
 def choose_demonstrations(selector_cfg: Mapping[str, Any], task: Task, k: int, context: Any, *, key: str = "selector") -> list[list[int]]:
@@ -169,13 +193,17 @@ class ICLEvaluator:
                 prediction = query.output if exact_match(answer, query.output) else answer
                 results.append(self._result(query, prompt, {}, prediction, query.output))
             return results
-        scores = self.score([p.ids for p in prompts])
-        if self.settings.calibration:
-            scores = calibrate(scores, self.content_free_scores(ranked, k))
-        for query, prompt, row in zip(queries, prompts, scores):
+        sums = score_labels(self.model, [p.ids for p in prompts], self.label_ids, batch_size=self.settings.batch_size)
+        wants_content_free = self.settings.calibration or self.settings.save_content_free
+        content_free = self.content_free_sums(ranked, k) if wants_content_free else None
+        scores = label_scores(sums, self.label_lengths, content_free, self.settings.normalization, self.settings.calibration)
+        for i, (query, prompt, row) in enumerate(zip(queries, prompts, scores)):
             labels = self.task.labels
             prediction = labels[int(np.argmax(row))]
-            results.append(self._result(query, prompt, dict(zip(labels, row.tolist())), prediction, str(query.label)))
+            result = self._result(query, prompt, dict(zip(labels, row.tolist())), prediction, str(query.label))
+            result.logprob_sums = sums[i].tolist()
+            result.content_free_sums = content_free[i].tolist() if content_free is not None else None
+            results.append(result)
         return results
 
     def check_fit(self, prompts: Sequence[Prompt], ranked: Sequence[Sequence[int]], k: int) -> None:
@@ -196,18 +224,22 @@ class ICLEvaluator:
             f"demonstration {best}, the answer {self.reserve}); lower k, shorten the template or use a longer context"
         )
 
+    @property
+    def label_lengths(self) -> list[int]:
+        return [len(ids) for ids in self.label_ids]
+
     def score(self, prompts: list[list[int]]) -> np.ndarray:
         totals = score_labels(self.model, prompts, self.label_ids, batch_size=self.settings.batch_size)
-        return normalize(totals, [len(ids) for ids in self.label_ids], self.settings.normalization)
+        return normalize(totals, self.label_lengths, self.settings.normalization)
 
-    def content_free_scores(self, ranked: Sequence[Sequence[int]], k: int) -> np.ndarray:
-        """``(queries, inputs, labels)``: each content-free input in place of the query's input,
-        with the query's own demonstrations in the query's own order."""
+    def content_free_sums(self, ranked: Sequence[Sequence[int]], k: int) -> np.ndarray:
+        """``(queries, inputs, labels)`` summed label log-likelihoods with each content-free input in
+        place of the query's input, with the query's own demonstrations in the query's own order."""
         per_input = []
         for text in self.settings.content_free:
             stand_ins = [Example(id=q.id, input=text, output="") for q in self.task.queries]
             prompts = [self.builder.build(s, self.task.pool, list(r)[:k], reserve=self.reserve) for s, r in zip(stand_ins, ranked)]
-            per_input.append(self.score([p.ids for p in prompts]))
+            per_input.append(score_labels(self.model, [p.ids for p in prompts], self.label_ids, batch_size=self.settings.batch_size))
         return np.stack(per_input, axis=1)
 
     def answer(self, prompt: list[int]) -> str:
@@ -220,7 +252,28 @@ class ICLEvaluator:
 
     def _result(self, query: Example, prompt: Any, scores: dict[str, float], prediction: str, gold: str) -> QueryResult:
         demos = [self.task.pool[i].id for i in prompt.demonstrations]
-        return QueryResult(query, demos, scores, prediction, gold, prompt.dropped, list(prompt.demonstrations))
+        text = self.tokenizer.decode(prompt.ids) if self.settings.save_prompts else None
+        return QueryResult(query, demos, scores, prediction, gold, prompt.dropped, list(prompt.demonstrations), text)
+
+
+def label_scores(
+    sums: np.ndarray,
+    label_lengths: Sequence[int],
+    content_free: np.ndarray | None,
+    normalization: Normalization,
+    calibration: bool,
+) -> np.ndarray:
+    """The scores a prediction takes the argmax of, from the summed label log-likelihoods
+    ``(queries, labels)``: normalized (``sum`` or per-token ``mean``), then calibrated against the
+    content-free sums ``(queries, inputs, labels)``. The evaluator and ``iclx rescore`` both use it,
+    so a rescored table equals the run's."""
+    scores = normalize(np.asarray(sums, dtype=np.float64), label_lengths, normalization)
+    if calibration:
+        if content_free is None:
+            raise ConfigError("calibration needs the content-free scores (evaluate.content_free), and there are none")
+        reference = normalize(np.asarray(content_free, dtype=np.float64), label_lengths, normalization)
+        scores = calibrate(scores, reference)
+    return scores
 
 
 class DemonstrationLikelihood:
@@ -242,6 +295,11 @@ class DemonstrationLikelihood:
         budget = ev.max_tokens - len(target)
         contexts = [(builder.prefix_ids + builder.demonstration_ids(e) + query_ids)[-budget:] for e in candidates]
         return continuation_logprobs(ev.model, contexts, [target] * len(contexts), batch_size=ev.settings.batch_size)
+
+
+def line_name(variant: str, selector: str, n_variants: int, n_selectors: int) -> str:
+    """A results line: ``<variant>/<selector>``, each part only when a run has several; else ``all``."""
+    return "/".join(([variant] if n_variants > 1 else []) + ([selector] if n_selectors > 1 else [])) or "all"
 
 
 def summarize(results: Sequence[QueryResult]) -> dict[str, float]:
