@@ -167,3 +167,23 @@ def test_more_demonstrations_concentrate_the_posterior_on_the_true_concept(langu
         concept_mass = weights.reshape(language.n_concepts, language.n_properties - 1).sum(axis=1)
         mass.append(concept_mass[3])
     assert mass[0] < mass[1] < mass[2] and mass[2] > 0.9, mass
+
+
+def test_the_bayes_reference_agrees_with_itself_and_beats_a_flat_model():
+    """BayesReference.metrics: a model whose label scores are the Bayes log-predictive agrees with it
+    on every query, at KL 0; a flat model is at KL log(#labels) - H(Bayes)."""
+    from iclx.tasks.ginc import ginc
+
+    task = ginc(data={"name": "ginc"}, n_queries=60, pool_per_group=8)
+    reference = task.reference
+    demos = [[e for e in task.pool if e.meta["group"] == q.meta["group"]][:4] for q in task.queries]
+    labels = task.labels
+    bayes = reference.predictive(task.queries, demos)[:, [reference.word_id[label] for label in labels]]
+    bayes /= bayes.sum(axis=1, keepdims=True)
+    as_bayes = [labels[i] for i in bayes.argmax(axis=1)]
+    same = reference.metrics(task.queries, demos, as_bayes, np.log(bayes), labels)
+    assert same["bayes_agreement"] == 1 and abs(same["bayes_kl"]) < 1e-9 and 0.5 < same["bayes_accuracy"] <= 1
+    flat = reference.metrics(task.queries, demos, [labels[0]] * 60, np.zeros((60, len(labels))), labels)
+    entropy = -np.sum(np.where(bayes > 0, bayes * np.log(np.maximum(bayes, 1e-300)), 0), axis=1).mean()
+    assert abs(flat["bayes_kl"] - (np.log(len(labels)) - entropy)) < 1e-9
+    assert task.reference is not None and ginc(data={"name": "ginc"}, n_queries=5, pool="mixed", pool_size=50).reference is None

@@ -192,6 +192,11 @@ def k_metrics(task: Task, results: list[QueryResult]) -> dict[str, float]:
         interval = bootstrap_interval(np.array([r.correct for r in results], dtype=float))
         metrics["accuracy_low"], metrics["accuracy_high"] = interval.low, interval.high
     chosen = [r.pool_indices for r in results]
+    if task.reference is not None and task.labels and results:
+        scores = np.array([[r.scores[label] for label in task.labels] for r in results])
+        metrics.update(task.reference.metrics(
+            [r.query for r in results], [[task.pool[i] for i in ids] for ids in chosen], [r.prediction for r in results],
+            scores, task.labels))
     agreement = label_agreement(task.pool, task.queries, chosen)
     if agreement is not None:
         metrics["label_agreement"] = agreement
@@ -241,7 +246,8 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
     from iclx.plots import log2_shots_axis, pyplot
 
     plt = pyplot()
-    names = ["accuracy", "accuracy_low", "accuracy_high", "macro_f1", "label_agreement", "concept_agreement", "demos_used", "truncated"]
+    names = ["accuracy", "accuracy_low", "accuracy_high", "macro_f1", "bayes_accuracy", "bayes_agreement", "bayes_kl",
+             "label_agreement", "concept_agreement", "demos_used", "truncated"]
     names = [n for n in names if any(n in m for per_k in lines.values() for m in per_k.values())]
     rows = [[line, k, *(m.get(n, "") for n in names)] for line, per_k in lines.items() for k, m in per_k.items()]
     run.log_table("evaluate/results", ["line", "k", *names], rows)
@@ -257,6 +263,12 @@ def report(run: Any, lines: dict[str, dict[int, dict[str, float]]], chance: dict
         cut = [k for k in ks if per_k[k].get("truncated", 0) > 0]
         if cut:  # prompts that lost demonstrations to the context length: hollow markers
             ax.plot(cut, [per_k[k]["accuracy"] for k in cut], "o", markerfacecolor="white", color=drawn[0].get_color())
+    with_bayes = [line for line, per_k in lines.items() if all("bayes_accuracy" in m for m in per_k.values())]
+    if with_bayes:  # the ideal learner on the first line's prompts (on others' it differs by their demonstrations)
+        per_k = lines[with_bayes[0]]
+        ks = sorted(per_k)
+        where = "" if len(lines) == 1 else f" on {with_bayes[0]}'s prompts"
+        ax.plot(ks, [per_k[k]["bayes_accuracy"] for k in ks], "k--", marker="x", label=f"Bayes-optimal{where}")
     if any(m.get("truncated", 0) > 0 for per_k in lines.values() for m in per_k.values()):
         ax.plot([], [], "o", markerfacecolor="white", color="gray", label="demonstrations dropped to fit the context")
     levels = sorted({round(c, 6) for c in chance.values() if not np.isnan(c)})

@@ -43,6 +43,10 @@ class Task:
     # a pool example whose input text equals a query's is that query's answer key (a duplicate
     # record): left out of the pool; synthetic tasks whose inputs repeat by chance say False
     exclude_query_twins: bool = True
+    # an ideal predictor to compare the model with, where the task's generating process is known:
+    # ``reference.metrics(queries, pool_indices, predictions, scores, labels)`` -> {name: value}
+    # per k (GINC: the Bayes-optimal posterior predictive, iclx.tasks.ginc.BayesReference)
+    reference: Any = None
 
     @property
     def open_ended(self) -> bool:

@@ -17,12 +17,14 @@ word the HMMs can emit, delimiter included: the prediction is the model's most l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from iclx.errors import ConfigError
-from iclx.ginc import DELIMITER, GincLanguage, Split, ginc_language
+from iclx.ginc import DELIMITER, GincLanguage, Split, ginc_language, posterior_predictive
 from iclx.registry import register
 from iclx.tasks.base import Task
 from iclx.tasks.example import Example
@@ -77,6 +79,8 @@ def ginc(
         template=Template(),
         group_key=GROUP_KEY if pool == "matched" else None,
         exclude_query_twins=False,  # short random walks repeat: an equal x is no leak of y
+        # the Bayes posterior is that of the matched prompt process (one concept and start property per prompt)
+        reference=BayesReference(language, split) if pool == "matched" else None,
     )
 
 
@@ -149,3 +153,62 @@ def ginc_prompts(
             example.id = f"ginc-{split}-{seed}-k{k}-{i}-{j}"
         out.append(GincPrompt(demonstrations=group[:k], query=group[k], concept=concept, start_property=prop))
     return out
+
+
+class BayesReference:
+    """The Bayes-optimal predictor of a GINC prompt (Xie et al. 2021), for comparison with the model.
+
+    Its posterior is that of the process that generates matched prompts: a concept uniform over the
+    split's concepts and a start property uniform over 1..n_properties-1, shared by the prompt's
+    demonstrations and its query (``GincLanguage.prompt_predictive``). On the very prompts the model
+    read (the demonstrations that reached them), per k it gives ``bayes_accuracy`` (its argmax
+    against the query's label), ``bayes_agreement`` (the model's prediction equals it) and
+    ``bayes_kl`` (KL from the Bayes predictive over the labels to the model's label distribution,
+    the softmax of its label scores; nats).
+    """
+
+    def __init__(self, language: GincLanguage, split: Split):
+        self.language, self.split = language, split
+        self.word_id = {word: i for i, word in enumerate(language.symbols)}
+        self._example_ll: dict[str, np.ndarray] = {}  # example id -> log P(example | h) over hypotheses
+        self._query: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # query id -> (log P(x | h), P(word | x, h))
+
+    def ids(self, text: str) -> list[int]:
+        return [self.word_id[w] for w in text.split()]
+
+    def _log_likelihoods(self, examples: Sequence[Example]) -> np.ndarray:
+        missing = [e for e in examples if e.id not in self._example_ll]
+        if missing:
+            tokens = np.array([self.ids(e.input) + self.ids(e.output) for e in missing])
+            for e, column in zip(missing, self.language.example_log_likelihoods(tokens, self.split).T):
+                self._example_ll[e.id] = column
+        if not examples:
+            return np.zeros((0, len(self.language.hypotheses(self.split))))
+        return np.stack([self._example_ll[e.id] for e in examples])
+
+    def predictive(self, queries: Sequence[Example], demonstrations: Sequence[Sequence[Example]]) -> np.ndarray:
+        """P(next word | prompt) (queries, vocabulary) for each query after its demonstrations."""
+        missing = [q for q in queries if q.id not in self._query]
+        if missing:  # once per query: every k and every selector reuses it
+            query_ll, words = self.language.query_predictives(np.array([self.ids(q.input) for q in missing]), self.split)
+            for i, q in enumerate(missing):
+                self._query[q.id] = (query_ll[:, i], words[:, i])
+        out = np.empty((len(queries), len(self.language.symbols)))
+        for i, (query, demos) in enumerate(zip(queries, demonstrations)):
+            query_ll, words = self._query[query.id]
+            out[i] = posterior_predictive(query_ll + self._log_likelihoods(demos).sum(axis=0), words)[0]
+        return out
+
+    def metrics(self, queries: Sequence[Example], demonstrations: Sequence[Sequence[Example]], predictions: Sequence[str],
+                scores: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+        bayes = self.predictive(queries, demonstrations)[:, [self.word_id[label] for label in labels]]
+        bayes /= bayes.sum(axis=1, keepdims=True)
+        choice = [labels[i] for i in bayes.argmax(axis=1)]
+        model = np.exp(scores - scores.max(axis=1, keepdims=True))
+        model /= model.sum(axis=1, keepdims=True)
+        kl = np.sum(np.where(bayes > 0, bayes * (np.log(np.maximum(bayes, 1e-300)) - np.log(np.maximum(model, 1e-300))), 0), axis=1)
+        return {
+            "bayes_accuracy": float(np.mean([c == q.label for c, q in zip(choice, queries)])),
+            "bayes_agreement": float(np.mean([c == p for c, p in zip(choice, predictions)])),
+            "bayes_kl": float(kl.mean()),
+        }
