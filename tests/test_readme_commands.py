@@ -163,8 +163,10 @@ REPORT = "iclx report sweeps/icl_gd/* --out reports/icl_gd --metric probe/loss_r
 REPORT_SETUP = "iclx -m experiment=icl_gd seed=0,1 probe.n=5,10"
 # `iclx cache ...` needs a cache: the README's quickstart, shrunk and without evaluate, fills one
 CACHE_SETUP = ["stages=[tokenize,pack,pretrain]", *QUICK]
+# `iclx rescore outputs/quickstart/<date>_<time>`: the README's quickstart (shrunk) makes that folder
+RESCORE_SETUP = [*QUICK, *SHOTS]
 # subcommands with a test of their own below (each needs something made first)
-COMMANDS = (("report",), ("cache",), ("export",))
+COMMANDS = (("report",), ("cache",), ("export",), ("rescore",))
 
 
 def _commands() -> list[Command]:
@@ -318,6 +320,20 @@ def test_readme_export_command_and_snippet(tmp_path, monkeypatch):
     proc = run_iclx(tmp_path, "export", str(run_dir), "traced")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"exported {artifact} " in proc.stdout
+
+
+def test_readme_rescore_commands(tmp_path):
+    """Every `iclx rescore ...` line of the README on the run folder of a (shrunk) quickstart."""
+    commands = [c for c in _commands() if c.args[:1] == ("rescore",)]
+    assert commands
+    proc = run_iclx(tmp_path, *RESCORE_SETUP)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    run_dir = _stamped(tmp_path / "outputs" / "quickstart")
+    for cmd in commands:
+        args = [str(run_dir) if a == "outputs/quickstart/<date>_<time>" else a for a in cmd.args]
+        proc = run_iclx(tmp_path, *args)
+        assert proc.returncode == 0, f"{cmd.text}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        assert "accuracy_low" in proc.stdout and list(run_dir.glob("evaluate_rescored_*.csv")), proc.stdout
 
 
 @pytest.mark.parametrize("cmd", _params("error"))
