@@ -187,6 +187,32 @@ def test_multiple_choice_with_each_querys_own_choices(tmp_path):
         load_task({**cfg, "doc_to_choice": "choices"}, per_query_choices=True)
 
 
+def test_hf_task_reads_local_datasets_and_parquet(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"title": datasets.Value("string"), "body": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["World", "Sports"])})
+    rows = {"title": ["Summit", "Final", "Treaty", "Derby"], "body": ["Leaders met.", "A late goal.", "Signed.", "A draw."],
+            "label": [0, 1, 0, 1]}
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows, features=features),
+                               "validation": datasets.Dataset.from_dict({k: v[:2] for k, v in rows.items()}, features=features)})
+    dd.save_to_disk(str(tmp_path / "news"))
+    task = load_task({"name": "hf", "pool": str(tmp_path / "news"), "doc_to_text": "{{title}}: {{body}}"})
+    assert [(e.input, e.output) for e in task.queries] == [("Summit: Leaders met.", "World"), ("Final: A late goal.", "Sports")]
+    assert task.labels == ["World", "Sports"]  # the ClassLabel's names verbalize it
+    assert task.pool[0].id == f"{tmp_path / 'news'}[train]:0" and task.queries[0].id == f"{tmp_path / 'news'}[validation]:0"
+    assert not task.shared_split
+    same = load_task({"name": "hf", "pool": str(tmp_path / "news"), "queries_split": "train", "input_field": "title"})
+    assert same.shared_split and [e.id for e in same.pool] == [q.id for q in same.queries]
+    with pytest.raises(ConfigError, match=r"^task\.queries_split: .*news has no split 'test' \(its splits: train, validation\)$"):
+        load_task({"name": "hf", "pool": str(tmp_path / "news"), "queries_split": "test"})
+    dd["train"].to_parquet(str(tmp_path / "train.parquet"))
+    task = load_task({"name": "hf", "pool": str(tmp_path / "train.parquet"), "input_field": "title",
+                      "verbalizer": {0: "world", 1: "sport"}})
+    assert [e.output for e in task.pool] == ["world", "sport", "world", "sport"] and task.pool[1].id.endswith("train.parquet:1")
+    with pytest.raises(DataError, match=r"^task\.pool: no such file or folder .*nope$"):
+        load_task({"name": "hf", "pool": str(tmp_path / "nope")})
+
+
 # --- 2. verbalizers: checked against the data; a command-line one replaces the preset's --------
 
 
