@@ -200,6 +200,27 @@ def null_groups_as_deletions(args: list[str], groups: dict[str, list[str]]) -> l
             for arg in args]
 
 
+# Mappings that a command line sets whole: Hydra merges a mapping given for a key into the
+# preset's (`+task.verbalizer={...}` on task=sst2 kept 0: negative and 1: positive beside the new
+# labels), so each such override is preceded by one that clears the key. A single entry
+# (`task.verbalizer.2=neutral`) still adds to the preset's mapping.
+REPLACED_MAPPINGS = ("task.verbalizer",)
+
+
+def mappings_replaced(args: list[str]) -> list[str]:
+    """``task.verbalizer=V``, ``+task.verbalizer=V`` and ``++task.verbalizer=V`` as
+    ``++task.verbalizer=null task.verbalizer=V``: the command line's mapping replaces the preset's."""
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        bare = key.lstrip("+")
+        if eq and not arg.startswith("-") and bare in REPLACED_MAPPINGS:
+            out += [f"++{bare}=null", f"{bare}={value}"]
+        else:
+            out.append(arg)
+    return out
+
+
 class JobSummary(dict):
     """What a job returns to Hydra: its summary, and as a float (``float(summary)``) the objective
     ``report.metric``, which Optuna's sweeper reads. A job without that metric (failed, or a typo)
@@ -413,7 +434,7 @@ def run_cli(argv: list[str]) -> int:
         print(f"iclx: {e}", file=sys.stderr)
         return 2
     saved_argv = sys.argv
-    sys.argv = ["iclx", *null_groups_as_deletions(argv, groups)]
+    sys.argv = ["iclx", *mappings_replaced(null_groups_as_deletions(argv, groups))]
     sweep_summary.outcome = sweep_summary.SweepOutcome()
     try:
         hydra_main()

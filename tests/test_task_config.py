@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
+from iclx.cli import run_cli
 from iclx.errors import ConfigError, DataError
 from iclx.tasks.base import load_task
 from iclx.tasks.icl import check_pool_size
@@ -245,6 +247,26 @@ def test_unmapped_labels_warn_drops_them_with_counts(tmp_path):
         load_task({**cfg, "verbalizer": {"LOC": "location"}})  # an empty pool after filtering
     with pytest.raises(ConfigError, match=r"task\.unmapped_labels must be one of 'error', 'warn'"):
         load_task({**cfg, "unmapped_labels": "ignore"})
+
+
+@pytest.mark.parametrize("form", ["+task.verbalizer={DESC: description, HUM: human}",
+                                  "++task.verbalizer={DESC: description, HUM: human}",
+                                  "task.verbalizer={DESC: description, HUM: human}"])
+def test_a_command_line_verbalizer_replaces_the_presets(in_tmp, form):
+    """Hydra merges a mapping into the preset's: ``+``/``++`` kept SST-2's 0/1 entries beside the
+    new ones, the plain form failed. Every form now sets exactly the command line's mapping."""
+    code = run_cli(["plugins=[iclx_test_plugin]", "stages=[echo]", "task=sst2", form, f"hydra.run.dir={in_tmp}/run"])
+    assert code == 0
+    config = yaml.safe_load((in_tmp / "run" / ".hydra" / "config.yaml").read_text())
+    assert config["task"]["verbalizer"] == {"DESC": "description", "HUM": "human"}
+
+
+def test_one_verbalizer_entry_still_adds_to_the_presets(in_tmp):
+    code = run_cli(["plugins=[iclx_test_plugin]", "stages=[echo]", "task=sst2", "+task.verbalizer.2=neutral",
+                    f"hydra.run.dir={in_tmp}/run"])
+    assert code == 0
+    config = yaml.safe_load((in_tmp / "run" / ".hydra" / "config.yaml").read_text())
+    assert config["task"]["verbalizer"] == {0: "negative", 1: "positive", "2": "neutral"}
 
 
 # --- 3. ids unique per file path ---------------------------------------------------------------
