@@ -384,6 +384,8 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         raise IclxError("stages is empty: name at least one stage, e.g. stages=[probe]")
     for stage in stages:
         registry.get("stage", stage)  # unknown names fail before anything runs
+    if "evaluate" in stages and cfg.get("task") is not None:
+        precheck_task(cfg)
     seed_everything(run.seed)
     set_threads(cfg.get("threads") or threads_per_parallel_job(hydra_cfg))
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # "could not load AVX512" is not news
@@ -408,6 +410,20 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         log.info("stage %s: done in %.1fs", stage, metrics["seconds"])
         if not run.primary and stage == "pretrain":
             break  # a data-parallel worker's part ends with the training; rank 0 runs the later stages
+
+
+def precheck_task(cfg: DictConfig) -> None:
+    """The evaluate stage's task, read before any stage runs: a missing file or field, a bad
+    template or label, a pool smaller than the largest k stop the run before pre-training or
+    loading a model (the evaluate stage then gets the task read here)."""
+    from iclx.sections import EvaluateSection
+    from iclx.tasks import base
+    from iclx.tasks.icl import check_pool_size
+
+    task = base.precheck_task(cfg.task, data=cfg.get("data"))
+    k = max(EvaluateSection.from_config(cfg).sorted_shots, default=0)
+    if task.group_key is None and k:  # grouped pools (GINC's) are checked per group by the stage
+        check_pool_size(task, list(range(len(task.pool))), task.queries, k, None)
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")

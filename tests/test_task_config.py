@@ -284,3 +284,42 @@ def test_ids_are_unique_per_path_and_one_file_keeps_one_id(tmp_path, monkeypatch
     # one file, spelled two ways: one id per line, so a query is never its own demonstration
     task = load_task({"name": "jsonl", "pool": "pool/data.jsonl", "queries": str(pool)})
     assert [e.id for e in task.pool] == [q.id for q in task.queries] and task.shared_split
+
+
+# --- 4. bad input stops the run before any stage -----------------------------------------------
+
+
+def test_a_bad_task_stops_the_run_before_pretraining(in_tmp, capsys):
+    path = in_tmp / "news.csv"
+    path.write_text(NEWS)
+    code = run_cli(["task=csv", f"task.pool={path}", f"task.queries={path}", "task.doc_to_text='{{Titel}}'",
+                    f"hydra.run.dir={in_tmp}/run"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"iclx: {path}:2: no field 'Titel' (task.doc_to_text: '{{{{Titel}}}}'); the record has: Class Index, "
+                   "Title, Description (did you mean 'Title'?)"]
+    summary = json.loads((in_tmp / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and not summary.get("stages")
+    assert not (in_tmp / "cache").exists()  # nothing was tokenized or trained
+
+
+def test_k_larger_than_the_pool_stops_the_run_before_pretraining(in_tmp, capsys):
+    path = write_jsonl(in_tmp / "d.jsonl", [{"text": f"t{i}", "label": "a"} for i in range(3)])
+    code = run_cli(["task=jsonl", f"task.pool={path}", f"task.queries={path}", "evaluate.shots=[0,8]",
+                    f"hydra.run.dir={in_tmp}/run"])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "iclx: evaluate.shots: k=8 demonstrations per query, but the pool offers only 2"]  # one is the query itself
+    assert not (in_tmp / "cache").exists()
+
+
+def test_the_evaluate_stage_gets_the_task_the_precheck_read_once(tmp_path):
+    from iclx.tasks.base import precheck_task
+
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}])
+    cfg = {"name": "jsonl", "pool": str(path), "queries": str(path)}
+    read = precheck_task(cfg)
+    write_jsonl(path, [{"text": "c", "label": "x"}, {"text": "d", "label": "y"}])
+    handed = load_task(cfg)  # the task read before the stages ran, as a copy
+    assert [e.input for e in handed.pool] == ["a", "b"] and handed.pool is not read.pool
+    assert [e.input for e in load_task(cfg).pool] == ["c", "d"]  # once only: later loads read the files

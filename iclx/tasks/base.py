@@ -8,10 +8,16 @@ queries each have their own choices (``Example.choices``) have ``labels=None`` a
 ``multiple_choice``; open-ended tasks have neither and are scored by greedy generation and exact
 match. The ``template`` section of a task config (see ``template.py``) says how examples become a
 prompt; how a dataset's records become examples, ``records.py``.
+
+The run reads its task before any stage runs (``precheck_task``, from ``iclx.cli``), so a
+bad field, template or label stops it before pre-training or loading a model; ``load_task`` then
+hands the evaluate stage that same task instead of reading it again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,11 +77,40 @@ def load_task(cfg: Mapping[str, Any], *, key: str = "task", per_query_choices: b
     (``Task.choices_of``); without it a task whose queries have their own choices is refused
     rather than scored over a label set that is not theirs.
     """
-    task = read_task(cfg, key=key, **runtime)
+    task = _take_prechecked(cfg, key, runtime) or read_task(cfg, key=key, **runtime)
     if task.multiple_choice and not per_query_choices:
         raise ConfigError(f"{key}.doc_to_choice gives each query its own choices, which this evaluation does not score "
                           f"per query yet; list one label set instead (e.g. {key}.doc_to_choice=[A,B,C,D])")
     return task
+
+
+# The task the pre-run check read, by its config: load_task hands it over once (a copy), so the
+# evaluate stage does not read the files again.
+_prechecked: dict[str, Task] = {}
+
+
+def precheck_task(cfg: Mapping[str, Any], *, key: str = "task", **runtime: Any) -> Task:
+    """Read the task now, before any stage runs, so that its errors stop the run at once."""
+    task = read_task(cfg, key=key, **runtime)
+    _prechecked.clear()
+    _prechecked[_config_id(cfg, key, runtime)] = task
+    return task
+
+
+def _take_prechecked(cfg: Mapping[str, Any], key: str, runtime: Mapping[str, Any]) -> Task | None:
+    task = _prechecked.pop(_config_id(cfg, key, runtime), None)
+    if task is None:
+        return None
+    return dataclasses.replace(task, pool=list(task.pool), queries=list(task.queries))
+
+
+def _config_id(cfg: Mapping[str, Any], key: str, runtime: Mapping[str, Any]) -> str:
+    def canonical(value: Any) -> Any:  # mappings with keys of mixed types ({0: ..., DESC: ...}) sort by repr
+        if isinstance(value, Mapping):
+            return sorted((repr(k), canonical(v)) for k, v in value.items())
+        return [canonical(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+    return json.dumps(canonical([key, _plain(cfg), {k: _plain(v) for k, v in runtime.items()}]), default=repr)
 
 
 def read_task(cfg: Mapping[str, Any], *, key: str = "task", **runtime: Any) -> Task:
