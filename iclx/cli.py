@@ -200,6 +200,27 @@ def null_groups_as_deletions(args: list[str], groups: dict[str, list[str]]) -> l
             for arg in args]
 
 
+# Mappings that a command line sets whole: Hydra merges a mapping given for a key into the
+# preset's (`+task.verbalizer={...}` on task=sst2 kept 0: negative and 1: positive beside the new
+# labels), so each such override is preceded by one that clears the key. A single entry
+# (`task.verbalizer.2=neutral`) still adds to the preset's mapping.
+REPLACED_MAPPINGS = ("task.verbalizer",)
+
+
+def mappings_replaced(args: list[str]) -> list[str]:
+    """``task.verbalizer=V``, ``+task.verbalizer=V`` and ``++task.verbalizer=V`` as
+    ``++task.verbalizer=null task.verbalizer=V``: the command line's mapping replaces the preset's."""
+    out = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        bare = key.lstrip("+")
+        if eq and not arg.startswith("-") and bare in REPLACED_MAPPINGS:
+            out += [f"++{bare}=null", f"{bare}={value}"]
+        else:
+            out.append(arg)
+    return out
+
+
 class JobSummary(dict):
     """What a job returns to Hydra: its summary, and as a float (``float(summary)``) the objective
     ``report.metric``, which Optuna's sweeper reads. A job without that metric (failed, or a typo)
@@ -363,6 +384,8 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         raise IclxError("stages is empty: name at least one stage, e.g. stages=[probe]")
     for stage in stages:
         registry.get("stage", stage)  # unknown names fail before anything runs
+    if "evaluate" in stages and cfg.get("task") is not None:
+        precheck_task(cfg)
     seed_everything(run.seed)
     set_threads(cfg.get("threads") or threads_per_parallel_job(hydra_cfg))
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # "could not load AVX512" is not news
@@ -389,6 +412,20 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
             break  # a data-parallel worker's part ends with the training; rank 0 runs the later stages
 
 
+def precheck_task(cfg: DictConfig) -> None:
+    """The evaluate stage's task, read before any stage runs: a missing file or field, a bad
+    template or label, a pool smaller than the largest k stop the run before pre-training or
+    loading a model (the evaluate stage then gets the task read here)."""
+    from iclx.sections import EvaluateSection
+    from iclx.tasks import base
+    from iclx.tasks.icl import check_pool_size
+
+    task = base.precheck_task(cfg.task, data=cfg.get("data"))
+    k = max(EvaluateSection.from_config(cfg).sorted_shots, default=0)
+    if task.group_key is None and k:  # grouped pools (GINC's) are checked per group by the stage
+        check_pool_size(task, list(range(len(task.pool))), task.queries, k, None)
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def hydra_main(cfg: DictConfig) -> dict[str, Any]:
     return _run_job(cfg)
@@ -413,7 +450,7 @@ def run_cli(argv: list[str]) -> int:
         print(f"iclx: {e}", file=sys.stderr)
         return 2
     saved_argv = sys.argv
-    sys.argv = ["iclx", *null_groups_as_deletions(argv, groups)]
+    sys.argv = ["iclx", *mappings_replaced(null_groups_as_deletions(argv, groups))]
     sweep_summary.outcome = sweep_summary.SweepOutcome()
     try:
         hydra_main()

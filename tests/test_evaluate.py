@@ -115,7 +115,7 @@ def test_prompts_longer_than_the_context_are_capped_counted_and_warned(in_tmp, g
     run_dir = only_run_dir(in_tmp)
     records = [r for r in read_predictions(run_dir) if r["k"] == 35]
     assert len(records) == 40 and all(len(r["demonstrations"]) == 31 and r["dropped"] == 4 for r in records)
-    labels = {f"words.jsonl:{i + 1}": (i * 7) % 3 % 2 for i in range(len(words))}
+    labels = {f"{data}:{i + 1}": (i * 7) % 3 % 2 for i in range(len(words))}  # ids: the file as configured, the line
     agree = [labels[d] == labels[r["query"]] for r in records for d in r["demonstrations"]]
     metrics = read_summary(run_dir)["stages"]["evaluate"]
     assert metrics["label_agreement_k35"] == pytest.approx(np.mean(agree))  # the 31 in the prompt, not the 35 chosen

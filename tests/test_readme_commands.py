@@ -154,6 +154,22 @@ SPECS: dict[str, Spec] = {
     "iclx -m sweep=optuna_quickstart": Spec(["data.n_documents=200", *PRETRAIN, *EVAL, "hydra.sweeper.n_trials=2"],
                                             "optuna_quickstart", jobs=2, files=("study.csv",), slow=True,
                                             needs=("hydra_plugins.hydra_optuna_sweeper",)),
+    # "Bring your own task": the shipped example files on the bundled-text model, pre-trained a few
+    # steps; shots, vocabulary and context stay as written (the news prompts need the 2k BPE to fit)
+    **{cmd: Spec([*PRETRAIN, *WARMUP], "pretrain_tiny", files=QS_FILES, slow=True) for cmd in (
+        "iclx experiment=pretrain_tiny stages=[tokenize,pack,pretrain,evaluate] evaluate.selectors=[random,knn] evaluate.shots=[0,2] "
+        "task=label_text task.pool=package:examples/questions/train.txt task.queries=package:examples/questions/test.txt "
+        "\"task.label_pattern='^(\\w+):\\S+'\" 'task.verbalizer={ABBR: abbreviation, DESC: description, ENTY: entity, HUM: person, "
+        "LOC: location, NUM: number}'",
+        "iclx experiment=pretrain_tiny stages=[tokenize,pack,pretrain,evaluate] evaluate.selectors=[random,knn] evaluate.shots=[0,2] "
+        "task=csv task.pool=package:examples/news/train.csv task.queries=package:examples/news/test.csv "
+        "\"task.doc_to_text='{{Title}}. {{Description}}'\" 'task.label_field=Class Index' "
+        "'task.verbalizer={1: World, 2: Sports, 3: Business, 4: Technology}'",
+        "iclx experiment=pretrain_tiny stages=[tokenize,pack,pretrain,evaluate] evaluate.selectors=[random,knn] evaluate.shots=[0,2] "
+        "task=jsonl task.pool=package:examples/quiz/train.jsonl task.queries=package:examples/quiz/test.jsonl "
+        "\"task.doc_to_text='{{question}} A: {{choices[0]}} B: {{choices[1]}} C: {{choices[2]}} D: {{choices[3]}}'\" "
+        "\"task.doc_to_target='{{answer}}'\" 'task.doc_to_choice=[A,B,C,D]'",
+    )},
     # W&B offline (no credentials here): the run's W&B files land in the run folder for `wandb sync`
     "iclx experiment=icl_gd logger=wandb logger.wandb.project=my-project": Spec(
         PROBE, "icl_gd", slow=True, needs=("wandb",), env={"WANDB_MODE": "offline"}),

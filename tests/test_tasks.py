@@ -38,7 +38,7 @@ def test_jsonl_task_verbalizes_labels_and_keeps_file_order(sentiment_jsonl):
     assert [e.output for e in task.pool] == ["negative", "positive"] * 3
     assert [(q.input, q.label) for q in task.queries] == [("great", "positive"), ("awful", "negative")]
     assert task.labels == ["negative", "positive"]
-    assert task.pool[0].id == "train.jsonl:1" and task.queries[1].id == "test.jsonl:2"
+    assert task.pool[0].id == f"{train}:1" and task.queries[1].id == f"{test}:2"  # the files as the config names them
     assert not task.shared_split
 
 
@@ -94,16 +94,24 @@ def test_max_queries_is_a_seeded_subset_in_file_order(tmp_path):
 def test_missing_column_names_the_file_line_and_key(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("sentence,label\nfine,1\n")
-    with pytest.raises(DataError) as e:
+    with pytest.raises(ConfigError) as e:  # the first record: the config names a field the file lacks
         load_task({"name": "csv", "pool": str(path), "queries": str(path)})
     assert str(e.value) == f"{path}:2: no field 'text' (task.input_field); the record has: sentence, label"
+    path.write_text("text,label\nfine,1\n")
+    other = tmp_path / "o.jsonl"
+    other.write_text('{"text": "a", "label": 1}\n{"txt": "b", "label": 1}\n')
+    with pytest.raises(DataError) as e:  # a later record: the data lacks it
+        load_task({"name": "jsonl", "pool": str(other), "queries": str(other)})
+    assert str(e.value) == f"{other}:2: no field 'text' (task.input_field); the record has: txt, label (did you mean 'txt'?)"
 
 
 def test_unknown_label_names_the_record_and_the_verbalizer(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 3}])
+    path = write_jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 3}, {"text": "c", "label": 0}])
     with pytest.raises(DataError) as e:
         load_task(jsonl_cfg(path, path))
-    assert str(e.value) == f"{path}:2: label '3' is not in task.verbalizer (known: 0, 1)"
+    assert str(e.value) == (f"labels without an entry in task.verbalizer: '3' (1) (first at {path}:2); the data's labels: "
+                            "'1' (1), '3' (1), '0' (1); map exactly these (task.verbalizer={...} on the command line "
+                            "replaces the preset's), or set task.unmapped_labels=warn")
 
 
 def test_empty_pool_file_is_named(tmp_path, sentiment_jsonl):

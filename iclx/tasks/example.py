@@ -13,3 +13,6 @@ class Example:
     output: str  # y: the verbalized label ("positive") or the answer text
     label: Any = None  # the class label for classification tasks (None for open-ended ones)
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. {"concept": 2} for GINC prompts
+    # multiple choice with a label set per query (doc_to_choice as a template): the texts this
+    # example is scored over, its ``output`` one of them; None: the task's ``labels``
+    choices: list[str] | None = None

@@ -1,11 +1,13 @@
 """Tasks read from local files, configured per dataset rather than coded: ``jsonl``, ``csv``
 (``tsv`` is ``csv`` with a tab delimiter) and ``label_text`` (``<label> <text>`` lines, SST-2's
-format).
+format, or any label-and-text lines with ``label_pattern``).
 
 Each names a ``pool`` file (demonstrations) and a ``queries`` file; they may be the same file, and
-then an example is never its own demonstration (ids are ``<file name>:<line>``, equal in both).
-Labels map to words through ``verbalizer`` (``{0: negative, 1: positive}``); without one the
-label text is the output. ``open_ended: true`` makes the outputs free answers, scored by greedy
+then an example is never its own demonstration. Ids are ``<file as the config names it>:<line>``:
+``pool/data.txt:3`` and ``queries/data.txt:3`` differ, and a file named as both splits (even
+spelled differently) gives each line one id. Which fields are the input and the label, templates
+over fields, label patterns, verbalizers and multiple choice: see ``records.py``.
+``open_ended: true`` makes the outputs free answers, scored by greedy
 generation and exact match instead of over a label set. Files are read in ``encoding`` (UTF-8 by
 default); a byte that does not decode, or a CSV row with more or fewer fields than the header,
 stops the run naming the file and line.
@@ -17,17 +19,15 @@ import codecs
 import csv
 import io
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from iclx.errors import ConfigError, DataError
 from iclx.registry import register
-from iclx.tasks.base import Task, label_set, resolve_path, subsample, verbalize
-from iclx.tasks.example import Example
+from iclx.tasks.base import Task, resolve_path, subsample
+from iclx.tasks.records import Record, RecordFormat, UnmappedLabels, compile_pattern, pattern_label
 from iclx.tasks.template import Template
-
-Record = tuple[str, int, dict[str, Any]]  # (file name, line number, fields)
 
 
 def read_text(path: Path, encoding: str) -> str:
@@ -45,7 +45,8 @@ def read_text(path: Path, encoding: str) -> str:
     return text.removeprefix("\ufeff")  # a byte-order mark (spreadsheet exports) is not part of the first field
 
 
-def read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Record]:
+
+def read_jsonl(path: Path, source: str, encoding: str = "utf-8") -> Iterator[Record]:
     for number, line in enumerate(io.StringIO(read_text(path, encoding), newline=None), 1):
         if not line.strip():
             continue
@@ -55,10 +56,10 @@ def read_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[Record]:
             raise DataError(f"{path}:{number}: not valid JSON ({e.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-        yield path.name, number, record
+        yield Record(source, number, record, f"{path}:{number}")
 
 
-def read_csv(path: Path, delimiter: str, encoding: str = "utf-8") -> Iterator[Record]:
+def read_csv(path: Path, source: str, delimiter: str, encoding: str = "utf-8") -> Iterator[Record]:
     """Rows as ``{column: value}``; a row whose field count differs from the header's stops the run
     (csv.DictReader would pad it with None or hide the extra fields under a None key)."""
     reader = csv.reader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter)
@@ -76,81 +77,68 @@ def read_csv(path: Path, delimiter: str, encoding: str = "utf-8") -> Iterator[Re
                 f"{path}:{reader.line_num}: row {row_number} has {len(row)} field{'s' * (len(row) != 1)}, the header has {len(header)} "
                 f"({', '.join(header)}){hint}"
             )
-        yield path.name, reader.line_num, dict(zip(header, row))
+        yield Record(source, reader.line_num, dict(zip(header, row)), f"{path}:{reader.line_num}")
 
 
-def read_label_text(path: Path, encoding: str = "utf-8") -> Iterator[Record]:
-    for number, line in enumerate(io.StringIO(read_text(path, encoding), newline=None), 1):
-        line = line.strip()
-        if not line:
-            continue
-        label, _, text = line.partition(" ")
-        if not text.strip():
-            raise DataError(f"{path}:{number}: expected '<label> <text>', got {line[:60]!r}")
-        yield path.name, number, {"label": label, "text": text.strip()}
-
-
-def to_examples(
-    records: Iterator[Record],
-    *,
-    input_field: str,
-    label_field: str,
-    verbalizer: Mapping[str, str] | None,
-    open_ended: bool,
-    path: Path,
-    key: str,
-) -> list[Example]:
-    examples = []
-    for name, number, record in records:
+def read_label_text(path: Path, source: str, encoding: str = "utf-8", pattern: re.Pattern[str] | None = None) -> Iterator[Record]:
+    """``<label> <text>`` lines as ``{label, text, line}``. With ``pattern`` (``task.label_pattern``)
+    the label is its group and the rest of the line, without the match, is the text."""
+    lines = [(n, line.strip()) for n, line in enumerate(io.StringIO(read_text(path, encoding), newline=None), 1)]
+    lines = [(n, line) for n, line in lines if line]
+    if pattern is not None:
+        unmatched = [(n, line) for n, line in lines if pattern.search(line) is None]
+        if unmatched and len(unmatched) == len(lines):
+            n, line = unmatched[0]
+            raise DataError(f"task.label_pattern '{pattern.pattern}' matches no line of {path} (line {n}: {line[:60]!r})")
+        if unmatched:
+            n, line = unmatched[0]
+            raise DataError(f"{path}:{n}: task.label_pattern '{pattern.pattern}' does not match {line[:60]!r} "
+                            f"({len(unmatched)} of {len(lines)} lines do not match)")
+    for number, line in lines:
         where = f"{path}:{number}"
-        for field_key, column in (("input_field", input_field), ("label_field", label_field)):
-            if column not in record or record[column] is None:
-                known = ", ".join(k for k in record if k is not None)
-                raise DataError(f"{where}: no field '{column}' (task.{field_key}); the record has: {known}")
-        label = record[label_field]
-        output = str(label) if open_ended else verbalize(label, verbalizer, where=where, key="task")
-        examples.append(
-            Example(
-                id=f"{name}:{number}",
-                input=str(record[input_field]).strip(),
-                output=output,
-                label=None if open_ended else output,
-                meta={"source": name, "line": number},
-            )
-        )
-    if not examples:
-        raise DataError(f"{key}: {path} has no examples")
-    return examples
+        if pattern is None:
+            label, _, text = line.partition(" ")
+            if not text.strip():
+                raise DataError(f"{where}: expected '<label> <text>', got {line[:60]!r}")
+        else:
+            match = pattern.search(line)
+            label, text = pattern_label(match), line[: match.start()] + " " + line[match.end() :]
+            if not text.strip():
+                raise DataError(f"{where}: no text besides the label task.label_pattern '{pattern.pattern}' takes: {line[:60]!r}")
+        yield Record(source, number, {"label": label, "text": text.strip(), "line": line}, where)
 
 
 def file_task(
     name: str,
-    read: Any,
+    read: Callable[[Path, str, str], Iterator[Record]],
     pool: str,
     queries: str,
-    input_field: str,
-    label_field: str,
-    verbalizer: Mapping[str, str] | None,
-    open_ended: bool,
+    form: RecordFormat,
     max_pool: int | None,
     max_queries: int | None,
     seed: int,
     encoding: str,
 ) -> Task:
-    verbalizer = {str(k): str(v) for k, v in verbalizer.items()} if verbalizer is not None else None
     try:
         encoding = codecs.lookup(encoding).name
     except LookupError:
         raise ConfigError(f"task.encoding: unknown encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
-    splits = {}
-    for split, file, limit in (("pool", pool, max_pool), ("queries", queries, max_queries)):
-        path = resolve_path(file, key=f"task.{split}")
-        examples = to_examples(
-            read(path, encoding), input_field=input_field, label_field=label_field, verbalizer=verbalizer,
-            open_ended=open_ended, path=path, key=f"task.{split}",
-        )
-        splits[split] = subsample(examples, limit, seed)
-    labels = None if open_ended else label_set(splits["pool"] + splits["queries"], verbalizer)
+    paths = {"pool": resolve_path(pool, key="task.pool"), "queries": resolve_path(queries, key="task.queries")}
+    # ids name the file as the config does; one file read as both splits keeps one name (one id per line)
+    same = paths["pool"].resolve() == paths["queries"].resolve()
+    sources = {"pool": str(pool), "queries": str(pool) if same else str(queries)}
+    drafts = {}
+    for split in ("pool", "queries"):
+        drafts[split] = form.drafts(read(paths[split], sources[split], encoding))
+        if not drafts[split]:
+            raise DataError(f"task.{split}: {paths[split]} has no examples")
+    examples, labels = form.examples(drafts)
+    for split in ("pool", "queries"):
+        if not examples[split]:
+            raise DataError(f"task.{split}: no examples left in {paths[split]}: task.unmapped_labels=warn dropped every "
+                            "record, as none has a label the task maps")
+    limits = {"pool": max_pool, "queries": max_queries}
+    splits = {split: subsample(examples[split], limits[split], seed) for split in ("pool", "queries")}
     return Task(name=name, pool=splits["pool"], queries=splits["queries"], labels=labels, template=Template())
 
 
@@ -160,7 +148,12 @@ def jsonl(
     queries: str,
     input_field: str = "text",
     label_field: str = "label",
+    doc_to_text: str | None = None,
+    doc_to_target: str | None = None,
+    doc_to_choice: str | list[str] | None = None,
+    label_pattern: str | None = None,
     verbalizer: dict[str, str] | None = None,
+    unmapped_labels: UnmappedLabels = "error",
     open_ended: bool = False,
     max_pool: int | None = None,
     max_queries: int | None = None,
@@ -168,9 +161,9 @@ def jsonl(
     encoding: str = "utf-8",
 ) -> Task:
     """One JSON object per line, e.g. ``{"text": "...", "label": 1}``."""
-    return file_task(
-        "jsonl", read_jsonl, pool, queries, input_field, label_field, verbalizer, open_ended, max_pool, max_queries, seed, encoding,
-    )
+    form = RecordFormat(input_field, label_field, doc_to_text, doc_to_target, doc_to_choice, label_pattern, verbalizer,
+                        unmapped_labels, open_ended)
+    return file_task("jsonl", read_jsonl, pool, queries, form, max_pool, max_queries, seed, encoding)
 
 
 @register("task", "csv")
@@ -179,8 +172,13 @@ def csv_task(
     queries: str,
     input_field: str = "text",
     label_field: str = "label",
+    doc_to_text: str | None = None,
+    doc_to_target: str | None = None,
+    doc_to_choice: str | list[str] | None = None,
+    label_pattern: str | None = None,
     delimiter: str = ",",
     verbalizer: dict[str, str] | None = None,
+    unmapped_labels: UnmappedLabels = "error",
     open_ended: bool = False,
     max_pool: int | None = None,
     max_queries: int | None = None,
@@ -190,23 +188,29 @@ def csv_task(
     """A CSV or TSV file with a header row naming its columns."""
     if len(delimiter) != 1:
         raise ConfigError(f"task.delimiter must be one character, got {delimiter!r}")
-    return file_task(
-        "csv", lambda path, encoding: read_csv(path, delimiter, encoding), pool, queries, input_field, label_field, verbalizer,
-        open_ended, max_pool, max_queries, seed, encoding,
-    )
+    form = RecordFormat(input_field, label_field, doc_to_text, doc_to_target, doc_to_choice, label_pattern, verbalizer,
+                        unmapped_labels, open_ended)
+    return file_task("csv", lambda path, source, encoding: read_csv(path, source, delimiter, encoding), pool, queries, form,
+                     max_pool, max_queries, seed, encoding)
 
 
 @register("task", "label_text")
 def label_text(
     pool: str,
     queries: str,
+    label_pattern: str | None = None,
+    doc_to_text: str | None = None,
     verbalizer: dict[str, str] | None = None,
+    unmapped_labels: UnmappedLabels = "error",
     max_pool: int | None = None,
     max_queries: int | None = None,
     seed: int = 0,
     encoding: str = "utf-8",
 ) -> Task:
-    """``<label> <text>`` lines, as SST-2 is distributed (``1 a gorgeous film .``)."""
-    return file_task(
-        "label_text", read_label_text, pool, queries, "text", "label", verbalizer, False, max_pool, max_queries, seed, encoding,
-    )
+    """``<label> <text>`` lines, as SST-2 is distributed (``1 a gorgeous film .``); ``label_pattern``
+    takes the label from each line instead (``^(\\w+):\\S*`` takes ``DESC`` of ``DESC:manner How
+    did ...``), the rest of the line is the text."""
+    pattern = compile_pattern(label_pattern) if label_pattern is not None else None
+    form = RecordFormat(doc_to_text=doc_to_text, verbalizer=verbalizer, unmapped_labels=unmapped_labels)
+    return file_task("label_text", lambda path, source, encoding: read_label_text(path, source, encoding, pattern), pool, queries,
+                     form, max_pool, max_queries, seed, encoding)

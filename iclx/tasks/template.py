@@ -1,5 +1,9 @@
 """How demonstrations and a query become one prompt (token ids) for a causal LM.
 
+(How a dataset's records become examples, their ``input`` and ``output``, is ``records.py``:
+templates over a record's fields are ``task.doc_to_text``; this template knows only the
+example's ``{input}`` and ``{output}``.)
+
 A demonstration renders as ``input_format`` + ``output_format`` with the example filled in,
 followed by ``separator``; the query renders the same way up to where ``{output}`` would go, and
 the label (or answer) is the continuation the model scores or generates. Whitespace that ends the
@@ -16,6 +20,7 @@ fits). The kept ones are then laid out by ``order``: ``most_similar_last`` (defa
 
 from __future__ import annotations
 
+import string
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +47,8 @@ class Template:
     instruction: str = ""  # text before the first demonstration
 
     def __post_init__(self) -> None:
+        check_placeholders(self.input_format, "input_format", {"input"})
+        check_placeholders(self.output_format, "output_format", {"output"})
         if "{input}" not in self.input_format:
             raise ConfigError(f"task.template.input_format must contain {{input}}, got {self.input_format!r}")
         if self.output_format.count("{output}") != 1:
@@ -60,6 +67,23 @@ class Template:
     def continuation(self, output: str) -> str:
         """What follows the query for a given output (a label's verbalizer, an answer)."""
         return self._continuation_head + output
+
+
+def check_placeholders(text: str, name: str, allowed: set[str]) -> None:
+    """``text`` names no placeholder but ``allowed`` (and is a valid format string): a record's
+    fields belong in ``task.doc_to_text``, which the template sees as ``{input}``."""
+    key = f"task.template.{name}"
+    try:
+        fields = [f for _, f, spec, conversion in string.Formatter().parse(text) if f is not None]
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e} in {text!r} (write a literal brace as {{{{ or }}}})") from None
+    for f in fields:
+        if f not in allowed:
+            shown = ", ".join(f"{{{a}}}" for a in sorted(allowed))
+            raise ConfigError(
+                f"{key}: unknown placeholder {{{f}}} in {text!r}; it knows {shown}. A record's fields go in "
+                f"task.doc_to_text, e.g. task.doc_to_text='{{{{{f or 'Title'}}}}}' (which the template shows as {{input}})"
+            )
 
 
 @dataclass
