@@ -150,6 +150,11 @@ SPECS: dict[str, Spec] = {
     "iclx -m sweep=optuna_quickstart": Spec(["data.n_documents=200", *PRETRAIN, *EVAL, "hydra.sweeper.n_trials=2"],
                                             "optuna_quickstart", jobs=2, files=("study.csv",), slow=True,
                                             needs=("hydra_plugins.hydra_optuna_sweeper",)),
+    # a curation (iclx[curate]) of the shipped sample, then a few training steps
+    "iclx experiment=curate_quickstart": Spec(["pretrain.max_steps=3", "pretrain.val_every=3", "pretrain.checkpoint_every=3",
+                                               "pretrain.val_windows=2", "trainer.enable_progress_bar=false"], "curate_quickstart",
+                                              files=("curate_steps.csv", "plots/curate_funnel.png", "dropped/logs.jsonl",
+                                                     "near_threshold/language.jsonl"), needs=("datatrove",)),
     # W&B offline (no credentials here): the run's W&B files land in the run folder for `wandb sync`
     "iclx experiment=icl_gd logger=wandb logger.wandb.project=my-project": Spec(
         PROBE, "icl_gd", slow=True, needs=("wandb",), env={"WANDB_MODE": "offline"}),
