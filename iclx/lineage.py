@@ -69,8 +69,8 @@ def _corpus_upstream(cfg: Any) -> tuple[str, ...]:
 def _corpus_material(cfg: Any) -> Any:
     from iclx.data.corpus import build_source
 
-    if _curating(cfg):  # the curated documents (the upstream key), split as data.validation says
-        return {"validation": _plain((cfg.get("data") or {}).get("validation"))}
+    if _curating(cfg):  # the curated documents (the upstream key, with its held-out validation text),
+        return {"validation": _plain((cfg.get("data") or {}).get("validation"))}  # split as data.validation says
     section = {k: v for k, v in _plain(cfg.data).items() if k != "order"}
     return {"data": section, "fingerprint": build_source(cfg.data).fingerprint()}
 

@@ -216,3 +216,41 @@ def test_executor_presets_compose_and_build_without_a_cluster(tmp_path):
     validate_config(cfg)
     ray = registry.build("curate_executor", cfg.curate.executor, key="curate.executor")
     assert [e.tasks for e in ray.executors(stages, tmp_path)] == [8, 1, 8]
+
+
+def test_the_log_classifier_marks_machine_lines_not_prose():
+    from iclx.curate.steps.logs import machine_lines
+
+    log = [
+        "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created MRAppMaster",
+        "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block blk_38865049064139660 terminating",
+        "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+        "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0 euid=0 tty=NODEVssh ruser= rhost=218.188.2.4",
+        "03-17 16:13:38.811  1702  2395 D WindowManager: printFreezingDisplayLogsopening app wtoken = AppWindowToken{9f4ef63}",
+        "\tat com.example.billing.Pool.borrow(Pool.java:120)",
+        'Traceback (most recent call last):',
+        '  File "train.py", line 12, in <module>',
+    ]
+    prose = [
+        "The history of the town goes back to 1204, when a small abbey was built on the river.",
+        "On 3 March 2019 at 10:45 the council met again; the mayor said the bridge would open in May.",
+        "Error messages are a common sight: the word ERROR alone does not make a log line.",
+        "Visit www.example.org for tickets (adults 12.50, children 6.00).",
+    ]
+    assert machine_lines("\n".join(log)) == [True] * len(log)
+    assert machine_lines("\n".join(prose)) == [False] * len(prose)
+
+
+def test_the_curation_effect_arms_differ_only_in_curation_and_validate_on_the_same_text():
+    pytest.importorskip("datatrove")
+    from iclx.config_check import validate_config
+    from iclx.curate.pipeline import heldout_validation
+
+    arms = {arm: compose_config(["experiment=curation_effect", f"curate={arm}"]) for arm in ("raw", "web")}
+    for cfg in arms.values():
+        validate_config(cfg)
+    assert list(arms["raw"].curate.order) == ["extract", "decontaminate"] and arms["web"].curate.order is None
+    assert Lineage(arms["raw"]).key("curate") != Lineage(arms["web"]).key("curate")
+    raw, web = (heldout_validation(cfg) for cfg in arms.values())
+    assert [d.text for d in raw] == [d.text for d in web] and len(raw) == 5
+    assert {k: v for k, v in Lineage(arms["raw"]).material("pretrain")["config"].items()} == Lineage(arms["web"]).material("pretrain")["config"]

@@ -465,9 +465,8 @@ class SourceReader(PipelineStep):
         try:
             docs = (d for i, d in enumerate(source.documents()) if i % world_size == rank)
             for i, d in enumerate(_progress(docs, self.progress if rank == 0 else None)):
-                doc = Document(text=d.text, id=d.id or f"{rank}:{i}",
-                               metadata={**{k: v for k, v in d.meta.items() if isinstance(v, (str, int, float, bool))},
-                                         "format": "text"})
+                meta = {k: v for k, v in d.meta.items() if isinstance(v, (str, int, float, bool))}
+                doc = Document(text=d.text, id=d.id or f"{rank}:{i}", metadata={**meta, "format": meta.get("format", "text")})
                 size = audit.entered(doc)
                 if not doc.text.strip():
                     audit.drop(doc, "empty", size)

@@ -187,6 +187,18 @@ def curated_documents(folder: Path) -> Iterator[Document]:
                 yield Document(text=record["text"], id=record["id"], meta=meta)
 
 
+def heldout_validation(cfg: Any) -> list[Document] | None:
+    """The held-out documents of a ``decontaminate`` step with ``validation: true``, else None."""
+    from iclx.curate.steps.decontaminate import Decontaminate, heldout_texts
+
+    pipeline = build("curate", cfg.curate, key="curate", exclude=("executor",))
+    for label, step in pipeline.steps():
+        if isinstance(step, Decontaminate) and step.validation:
+            texts = heldout_texts(step.paths, step.text_field, step.bundled)
+            return [Document(text=t, id=f"heldout/{i}", meta={"source": label}) for i, t in enumerate(texts)]
+    return None
+
+
 def load_curated_corpus(run: Any) -> Any:
     """What tokenize and pack read when curating: the curated documents, split by ``data.validation``."""
     from iclx.data.corpus import Corpus, split_documents, validation_settings
@@ -195,7 +207,11 @@ def load_curated_corpus(run: Any) -> Any:
     docs = [d for d in curated_documents(folder) if d.text.strip()]
     if not docs:
         raise DataError(f"curate: the curated corpus {folder} is empty")
-    fraction, seed = validation_settings(run.cfg.get("data") or {})
-    train, val = split_documents(docs, fraction, seed)
+    heldout = heldout_validation(run.cfg)
+    if heldout is not None:  # a decontaminate step's held-out text is the validation split
+        train, val = docs, heldout
+    else:
+        fraction, seed = validation_settings(run.cfg.get("data") or {})
+        train, val = split_documents(docs, fraction, seed)
     log.info("corpus: %d curated documents (%d train, %d validation) from %s", len(docs), len(train), len(val), folder)
     return Corpus(train=train, val=val)

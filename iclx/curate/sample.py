@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from iclx.curate.known_mix import base64_blob, keyword_spam, near_duplicate, number_table, shakespeare_chunks, wiki_articles
 
@@ -116,7 +117,7 @@ def generate(out: Path = OUT, seed: int = 0, n_pages: int = 40) -> None:
     sources: list[tuple[str, list[str]]] = []
     for article in wiki_articles():
         lines = [line.strip() for line in article.split("\n") if line.strip()]
-        title = lines[0].strip(" =")
+        title = detokenize(lines[0].strip(" ="))
         paragraphs = [detokenize(line) for line in lines[1:] if not line.startswith("=") and len(line) > 200][:6]
         if len(paragraphs) >= 3:
             sources.append((title, paragraphs))
@@ -153,3 +154,41 @@ def generate(out: Path = OUT, seed: int = 0, n_pages: int = 40) -> None:
 
 if __name__ == "__main__":
     generate()
+
+
+def crawl(seed: int = 0, paragraphs_per_page: int = 6, heldout: tuple[int, ...] = (), contaminated: int = 0,
+          copies: int = 15, near_copies: int = 15, logs: int = 40, junk: int = 10) -> list[dict[str, Any]]:
+    """A bigger generated crawl, in memory (the ``web_sample`` data source): every paragraph of the
+    bundled WikiText-2 articles (but the ``heldout`` ones) and Shakespeare, as pages in boilerplate;
+    ``contaminated`` pages quoting the held-out articles; copies, near copies, log dumps and junk.
+    Records: ``{"id", "text", "format", "kind", "relation"}``."""
+    rng = random.Random(seed)
+    articles = wiki_articles()
+    sources: list[tuple[str, list[str]]] = []
+    for index, article in enumerate(articles):
+        lines = [line.strip() for line in article.split("\n") if line.strip()]
+        body = [detokenize(line) for line in lines[1:] if not line.startswith("=") and len(line) > 100]
+        chunks = [body[i:i + paragraphs_per_page] for i in range(0, len(body), paragraphs_per_page)]
+        if index in heldout:
+            for chunk in rng.sample(chunks, min(contaminated, len(chunks))):  # the test set, crawled
+                sources.append((detokenize(lines[0].strip(" =")), chunk))
+        else:
+            sources += [(detokenize(lines[0].strip(" =")), chunk) for chunk in chunks]
+    for chunk in shakespeare_chunks(12):
+        turns = [t.replace("\n", " ") for t in chunk.split("\n\n")]
+        sources.append((turns[0].split(":")[0].title() + " speaks", turns))
+    records: list[dict[str, Any]] = []
+    for i, (title, paragraphs) in enumerate(sources):
+        records.append({"id": f"page/{i}", "text": page(rng, title, paragraphs, rng.choice(SITES)), "format": "html",
+                        "kind": "page", "relation": "original", "plain": "\n".join(paragraphs)})
+    pages = list(records)
+    for k, r in enumerate(rng.sample(pages, min(copies, len(pages)))):
+        records.append({**r, "id": f"copy/{k}", "relation": "exact_copy"})
+    for k, r in enumerate(rng.sample(pages, min(near_copies, len(pages)))):
+        records.append({"id": f"near/{k}", "text": near_duplicate(r["plain"], rng.uniform(0.01, 0.03), rng), "format": "text",
+                        "kind": "page", "relation": "near_dup"})
+    for kind, make, n in (("log", log_dump, logs), ("base64", base64_blob, junk), ("numbers", number_table, junk),
+                          ("spam", keyword_spam, junk)):
+        records += [{"id": f"{kind}/{k}", "text": make(rng), "format": "text", "kind": kind, "relation": "original"} for k in range(n)]
+    rng.shuffle(records)
+    return [{k: v for k, v in r.items() if k != "plain"} for r in records]

@@ -5,7 +5,9 @@ hashed into a set; a document is dropped (``contaminated``) when at least ``min_
 n-grams are in it, or ``min_fraction`` of them when that is set. The held-out text is ``paths``
 (.txt files, or .jsonl with a ``text_field``), or the bundled WikiText-2 articles ``bundled`` names
 by index (the held-out text of ``experiment=curation_effect``). The count of a kept document's
-matches is in its metadata (``heldout_ngrams``).
+matches is in its metadata (``heldout_ngrams``). With ``validation: true`` the held-out text is
+also the corpus's validation split (``data.validation`` is then not used): runs that curate the
+same crawl differently validate on the same clean text.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class Decontaminate(DocStep):
         n: Annotated[int, Field(ge=3)] = 13,
         min_matches: Annotated[int, Field(ge=1)] = 1,
         min_fraction: Annotated[float, Field(gt=0, le=1)] | None = None,
+        validation: bool = False,
     ):
-        self.paths, self.bundled, self.text_field = list(paths), list(bundled), text_field
+        self.paths, self.bundled, self.text_field, self.validation = list(paths), list(bundled), text_field, validation
         self.n, self.min_matches, self.min_fraction = n, min_matches, min_fraction
         self._heldout: set[int] | None = None
 
