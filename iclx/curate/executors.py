@@ -42,7 +42,9 @@ class CurateExecutor:
 
 @register("curate_executor", "local")
 class LocalExecutor(CurateExecutor):
-    """This machine: ``tasks`` shards, ``workers`` processes at a time (1: in this process)."""
+    """This machine: ``tasks`` shards, ``workers`` processes at a time (1: in this process). Each
+    pass starts its own pool: with ``forkserver`` (datatrove's default) its processes import
+    datatrove, trafilatura and spaCy again, seconds per pass; ``fork`` reuses this process's."""
 
     def __init__(self, tasks: Tasks = 1, workers: Tasks = 1, start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"):
         self.tasks, self.workers, self.start_method = tasks, workers, start_method

@@ -4,7 +4,8 @@ Every word ``n``-gram (lower case, punctuation removed; GPT-3 used 13) of the he
 hashed into a set; a document is dropped (``contaminated``) when at least ``min_matches`` of its
 n-grams are in it, or ``min_fraction`` of them when that is set. The held-out text is ``paths``
 (.txt files, or .jsonl with a ``text_field``), or the bundled WikiText-2 articles ``bundled`` names
-by index (the held-out text of ``experiment=curation_effect``). The count of a kept document's
+by index, detokenized as ``data=web_sample`` shows them (the held-out text of
+``experiment=curation_effect``). The count of a kept document's
 matches is in its metadata (``heldout_ngrams``). With ``validation: true`` the held-out text is
 also the corpus's validation split (``data.validation`` is then not used): runs that curate the
 same crawl differently validate on the same clean text.
@@ -35,11 +36,12 @@ def ngram_hashes(text: str, n: int) -> set[int]:
 
 def heldout_texts(paths: list[str], text_field: str, bundled: list[int]) -> list[str]:
     texts = []
-    if bundled:
+    if bundled:  # as the crawl of data=web_sample shows them: detokenized
         from iclx.curate.known_mix import wiki_articles
+        from iclx.curate.sample import detokenize
 
         articles = wiki_articles()
-        texts += [articles[i] for i in bundled]
+        texts += [detokenize(articles[i]) for i in bundled]
     for p in paths:
         path = Path(p).expanduser()
         if path.suffix == ".jsonl":
