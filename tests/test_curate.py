@@ -200,6 +200,7 @@ def test_executor_presets_compose_and_build_without_a_cluster(tmp_path):
     from iclx import registry
     from iclx.config_check import validate_config
     from iclx.curate.steps.base import Stage
+    from iclx.errors import ConfigError
 
     cfg = compose_config(["experiment=curate_quickstart", "curate/executor=slurm", "curate.executor.partition=cpu",
                           "curate.executor.tasks=100", "curate.executor.sbatch_args={account: lab}"])
@@ -212,6 +213,8 @@ def test_executor_presets_compose_and_build_without_a_cluster(tmp_path):
     script = built[2].get_launch_file_contents(built[2].get_sbatch_args(100), "launch_pickled_pipeline executor.pik")
     assert "#SBATCH --partition=cpu" in script and "#SBATCH --account=lab" in script and "#SBATCH --array=0-99" in script
     assert built[2].job_name == "iclx_curate_02_output" and built[2].logging_dir.path.endswith("logs/02_output")
+    with pytest.raises(ConfigError, match=r"^curate.executor.partition is required by the slurm executor"):
+        registry.build("curate_executor", compose_config(["curate/executor=slurm"]).curate.executor, key="curate.executor")
     cfg = compose_config(["experiment=curate_quickstart", "curate/executor=ray", "curate.executor.tasks=8"])
     validate_config(cfg)
     ray = registry.build("curate_executor", cfg.curate.executor, key="curate.executor")

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from iclx.errors import DataError
+from iclx.errors import ConfigError, DataError
 from iclx.registry import register
 
 log = logging.getLogger("iclx")
@@ -88,6 +88,8 @@ class SlurmExecutor(CurateExecutor):
         sbatch_args: dict[str, Any] | None = None,
         poll_seconds: Annotated[float, Field(gt=0)] = 60.0,
     ):
+        if partition in ("???", ""):  # Hydra's mandatory marker, left unset
+            raise ConfigError("curate.executor.partition is required by the slurm executor: set it, e.g. curate.executor.partition=cpu")
         self.partition, self.tasks, self.workers, self.time = partition, tasks, workers, time
         self.cpus_per_task, self.mem_per_cpu_gb, self.qos, self.job_name = cpus_per_task, mem_per_cpu_gb, qos, job_name
         self.env_command, self.venv_path, self.sbatch_args, self.poll_seconds = env_command, venv_path, sbatch_args, poll_seconds
