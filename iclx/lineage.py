@@ -1,9 +1,13 @@
 r"""The artifact lineage: every kind of artifact, declared once, and the run's view of them.
 
 ```
-corpus ---> tokenizer ---> pack (+ order) ---> pretrain ---> (evaluate, generate: the language model)
-                                                      \---> embeddings (lm), retriever (epr)
+[curate] ---> corpus ---> tokenizer ---> pack (+ order) ---> pretrain ---> (evaluate, generate: the language model)
+                                                                  \---> embeddings (lm), retriever (epr)
 ```
+
+``curate`` is upstream of the corpus only when the run curates (``curate`` names a pipeline, see
+``iclx.curate``): with ``curate=none`` (the default) the corpus's material, and so every key
+downstream of it, is what it was before curation existed.
 
 Each :class:`ArtifactKind` names its upstream kinds, the slice of the run config it depends on, its
 builder, its loader and a code ``version``. An artifact's *material* is exactly that: the kind,
@@ -38,20 +42,35 @@ log = logging.getLogger("iclx")
 class ArtifactKind:
     name: str
     version: int  # bump when the builder's output changes for the same material
-    upstream: tuple[str, ...] = ()
+    upstream: tuple[str, ...] | Callable[[Any], tuple[str, ...]] = ()  # or run config -> the kinds it reads
     config: Callable[[Any], Any] | None = None  # run config -> the slice this kind depends on
     build: Callable[[Any, Path], None] | None = None  # (run, folder) -> writes the artifact
     load: Callable[[Path], Any] | None = None  # folder -> what later stages use (default: the folder)
     compute: Callable[[Any], Any] | None = None  # run -> value, for kinds kept in memory, never stored
     resumable: bool = False  # a crashed build continues in its .partial folder
 
+    def upstream_of(self, cfg: Any) -> tuple[str, ...]:
+        return self.upstream(cfg) if callable(self.upstream) else self.upstream
+
 
 # --- config slices (what each kind depends on) ----------------------------------------------------
+
+
+def _curating(cfg: Any) -> bool:
+    from iclx.curate.pipeline import curating
+
+    return curating(cfg)
+
+
+def _corpus_upstream(cfg: Any) -> tuple[str, ...]:
+    return ("curate",) if _curating(cfg) else ()
 
 
 def _corpus_material(cfg: Any) -> Any:
     from iclx.data.corpus import build_source
 
+    if _curating(cfg):  # the curated documents (the upstream key, with its held-out validation text),
+        return {"validation": _plain((cfg.get("data") or {}).get("validation"))}  # split as data.validation says
     section = {k: v for k, v in _plain(cfg.data).items() if k != "order"}
     return {"data": section, "fingerprint": build_source(cfg.data).fingerprint()}
 
@@ -71,9 +90,25 @@ def _pretrain_material(cfg: Any) -> Any:
 # --- builders and loaders (imported when used: they need torch) -----------------------------------
 
 
+def _curate_material(cfg: Any) -> Any:
+    from iclx.curate.pipeline import material
+
+    return material(cfg)
+
+
+def _build_curate(run: Any, folder: Path) -> None:
+    from iclx.curate.pipeline import build_curated
+
+    build_curated(run, folder)
+
+
 def _load_corpus(run: Any) -> Any:
     from iclx.data.corpus import load_corpus
 
+    if _curating(run.cfg):
+        from iclx.curate.pipeline import load_curated_corpus
+
+        return load_curated_corpus(run)
     return load_corpus(run.cfg.data)
 
 
@@ -116,7 +151,9 @@ def _load_model(folder: Path) -> Any:
 ARTIFACTS: dict[str, ArtifactKind] = {
     kind.name: kind
     for kind in [
-        ArtifactKind("corpus", 1, config=_corpus_material, compute=_load_corpus),
+        # the curated corpus (a datatrove pipeline's output); a killed build continues its finished tasks
+        ArtifactKind("curate", 1, config=_curate_material, build=_build_curate, resumable=True),
+        ArtifactKind("corpus", 1, _corpus_upstream, _corpus_material, compute=_load_corpus),
         ArtifactKind("tokenizer", 1, ("corpus",), lambda cfg: _plain(cfg.tokenizer), _build_tokenizer, _load_tokenizer),
         ArtifactKind("pack", 1, ("tokenizer",), _pack_material, _build_pack),
         ArtifactKind("pretrain", 1, ("pack",), _pretrain_material, _build_pretrain, _load_model, resumable=True),
@@ -153,7 +190,7 @@ class Lineage:
         if spec.config is None:
             raise ValueError(f"artifact kind '{kind}' takes its material at run time: use Lineage.folder")
         return {"kind": kind, "version": spec.version, "config": spec.config(self.cfg),
-                "upstream": {up: self.key(up) for up in spec.upstream}}
+                "upstream": {up: self.key(up) for up in spec.upstream_of(self.cfg)}}
 
     def key(self, kind: str) -> str:
         if kind not in self._keys:

@@ -63,6 +63,9 @@ KINDS: dict[str, Kind] = {
     "embedder": Kind("iclx.embedders", runtime=("model", "tokenizer", "model_key")),
     "task": Kind("iclx.tasks", "task", {"template": None}, runtime=("data",)),
     "probe": Kind("iclx.probes", "probe"),
+    "curate": Kind("iclx.curate", "curate", {"executor": "curate_executor"}),
+    "curate_step": Kind("iclx.curate.steps"),
+    "curate_executor": Kind("iclx.curate.executors"),
 }
 
 PLUGIN_ENTRY_POINT_GROUP = "iclx.plugins"

@@ -2,6 +2,7 @@
 
 ``${iclx.gpus_per_node:ACCELERATOR,DEVICES}`` is what ``launcher=slurm`` asks for, from the trainer.
 ``${iclx.fresh_folder:PATH}`` claims a run folder no other run has (sweeps: iclx/sweep_folder.py).
+``${iclx.resource:PATH}`` is a path inside the installed package's ``resources/``.
 
 ``${iclx.choice:GROUP,FALLBACK}`` is the option chosen for a config group (e.g. the experiment), or
 FALLBACK where the group has none. Hydra's own ``${hydra:runtime.choices.GROUP}`` only resolves
@@ -61,11 +62,21 @@ def fresh_folder(path: str) -> str:
             candidate = f"{path}-{number}"
 
 
+def resource(path: str) -> str:
+    """``${iclx.resource:curate_sample}``: the absolute path of a file or folder shipped in
+    ``iclx/resources`` (wherever the package is installed)."""
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent / "resources" / path)
+
+
 def register() -> None:
     if not OmegaConf.has_resolver("iclx.choice"):
         OmegaConf.register_new_resolver("iclx.choice", chosen_option)
     if not OmegaConf.has_resolver("iclx.fresh_folder"):
         OmegaConf.register_new_resolver("iclx.fresh_folder", fresh_folder, use_cache=True)
+    if not OmegaConf.has_resolver("iclx.resource"):
+        OmegaConf.register_new_resolver("iclx.resource", resource)
     if not OmegaConf.has_resolver("iclx.gpus_per_node"):
         OmegaConf.register_new_resolver("iclx.gpus_per_node", gpus_per_node)
 

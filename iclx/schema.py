@@ -55,6 +55,27 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Components:
+    """Marks a parameter that holds several component configs of ``kind``, each checked under its
+    own key: a list (``key[i]``) or a mapping from a label to a config (``key.label``), where the
+    label is the component's name unless the config names another. A null entry is skipped (off)."""
+
+    kind: str
+
+    def check(self, value: Any, key: str, check_component: Callable[..., None]) -> None:
+        for label, item in labelled(value):
+            if item is not None:
+                check_component(self.kind, item, key=f"{key}{label}")
+
+
+def labelled(value: Any) -> list[tuple[str, Any]]:
+    """(key suffix, config with its ``name``) for each entry of a :class:`Components` parameter."""
+    if isinstance(value, Mapping):
+        return [(f".{k}", None if v is None else {"name": k, **v}) for k, v in value.items()]
+    return [(f"[{i}]", v) for i, v in enumerate(value or [])]
+
+
+@dataclass(frozen=True)
 class Fields:
     """Marks a mapping parameter whose keys are the keyword arguments of ``target`` (a dataclass)."""
 
@@ -90,7 +111,7 @@ def check_arguments(label: str, target: Callable[..., Any], params: dict[str, An
         raise ConfigError(error_line(first_error(e), key, label, parameters, params, hints, noun="parameter")) from None
     for name, value in values.items():
         for marker in _markers(hints.get(name)):
-            if value is not None and (check_component is not None or not isinstance(marker, Component)):
+            if value is not None and (check_component is not None or not isinstance(marker, (Component, Components))):
                 marker.check(value, f"{key}.{name}", check_component)
     if hasattr(target, "check_config"):
         defaults = {p: q.default for p, q in signature(target).items() if q.default is not inspect.Parameter.empty}
@@ -202,7 +223,7 @@ def _type_hints(target: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _markers(annotation: Any) -> list[Any]:
-    """The Component/Fields markers in ``annotation`` (also inside ``X | None``)."""
+    """The Component/Components/Fields markers in ``annotation`` (also inside ``X | None``)."""
     if typing.get_origin(annotation) is Annotated:
-        return [m for m in annotation.__metadata__ if isinstance(m, (Component, Fields))]
+        return [m for m in annotation.__metadata__ if isinstance(m, (Component, Components, Fields))]
     return [m for a in typing.get_args(annotation) for m in _markers(a)]

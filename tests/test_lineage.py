@@ -136,5 +136,24 @@ def test_every_config_kind_has_a_material_from_the_config_alone(kind):
 
     cfg = compose_config(["~experiment"])
     material = lineage.Lineage(cfg).material(kind)
-    assert material["kind"] == kind and set(material["upstream"]) == set(lineage.ARTIFACTS[kind].upstream)
+    assert material["kind"] == kind and set(material["upstream"]) == set(lineage.ARTIFACTS[kind].upstream_of(cfg))
     assert lineage.Lineage(cfg).key(kind) == config_key(material)
+
+
+# The keys of the quickstart-family artifacts before curation existed: curate=none (the default)
+# must leave every one of them as it was, so no cached artifact is rebuilt.
+KEYS_BEFORE_CURATION = {
+    "quickstart": {"corpus": "7c2ec54318940291", "tokenizer": "8b68cc2841e3bff3", "pack": "4673a29f214a8a98", "pretrain": "f6e5f38e10170cda"},
+    "pretrain_tiny": {"corpus": "f78670a3289aaedd", "tokenizer": "918b250a1927ab6d", "pack": "f1e63d5094e3763e", "pretrain": "37936e823048d175"},
+    "clustered_icl": {"corpus": "853314e0f34bcf3b", "tokenizer": "e9a397d846fc1b3c", "pack": "1cbeb1c2127603ed", "pretrain": "f7d2db07bfad0c3d"},
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(KEYS_BEFORE_CURATION))
+def test_curate_none_changes_no_key(experiment):
+    from conftest import compose_config
+
+    cfg = compose_config([f"experiment={experiment}"])
+    assert cfg.curate.name == "none"
+    assert {kind: lineage.Lineage(cfg).key(kind) for kind in KEYS_BEFORE_CURATION[experiment]} == KEYS_BEFORE_CURATION[experiment]
+    assert lineage.Lineage(cfg).material("corpus")["upstream"] == {}

@@ -80,6 +80,9 @@ SKIPPED = {
     "iclx trainer=gpu model=gpt_small": "needs a GPU (trainer=gpu)",
     "iclx -m launcher=slurm hydra.launcher.partition=gpu trainer=ddp trainer.devices=4 seed=0,1,2":
         "needs a Slurm cluster (and 4 GPUs per job)",
+    "iclx curate=web 'curate.input.paths=/shared/crawl/*.warc.gz' curate/executor=slurm curate.executor.partition=cpu "
+    "curate.executor.tasks=1000 paths.cache_dir=/shared/iclx-cache stages=[curate]":
+        "needs a Slurm cluster and a crawl (tests/test_curate.py builds the Slurm jobs' scripts without one)",
 }
 
 
@@ -98,6 +101,9 @@ SHOTS = ["evaluate.shots=[0,1]"]
 QUICK = ["data.n_documents=200", *PRETRAIN, *WARMUP, *EVAL]
 PROBE = ["probe.max_steps=3", "probe.batch_size=8", "probe.tune_tasks=256", "probe.eval_tasks=256"]
 TEXT = ["tokenizer.vocab_size=300", *PRETRAIN, *WARMUP]
+# a curation keeps its size (it is the point); the pre-training after it is a few steps
+CURATE_PRETRAIN = ["pretrain.max_steps=3", "pretrain.val_every=3", "pretrain.checkpoint_every=3", "pretrain.val_windows=2",
+                   "trainer.enable_progress_bar=false"]
 # ginc_selectors' mixed pool, smaller; epr (in its selector list) reads the composed `selector` section
 # when selector=epr, so that carries the smaller retriever training
 SELECTORS_POOL = ["task.pool_size=60", "selector=epr", "selector.train_queries=16", "selector.candidates=8", "selector.steps=2"]
@@ -170,6 +176,18 @@ SPECS: dict[str, Spec] = {
         "\"task.doc_to_text='{{question}} A: {{choices[0]}} B: {{choices[1]}} C: {{choices[2]}} D: {{choices[3]}}'\" "
         "\"task.doc_to_target='{{answer}}'\" 'task.doc_to_choice=[A,B,C,D]'",
     )},
+    # a curation (iclx[curate]) of the shipped sample, then a few training steps
+    "iclx experiment=curate_quickstart": Spec(CURATE_PRETRAIN, "curate_quickstart",
+                                              files=("curate_steps.csv", "plots/curate_funnel.png", "dropped/logs.jsonl",
+                                                     "near_threshold/language.jsonl"), needs=("datatrove",)),
+    "iclx curate=web 'curate.input.paths=crawl/*.warc.gz' stages=[curate]": Spec(
+        [], "quickstart", files=("curate_steps.csv", "plots/curate_funnel.png", "dropped/extract.jsonl"), needs=("datatrove",)),
+    "iclx experiment=curate_quickstart curate.steps.logs.mode=line 'curate.steps.quality={threshold: 0.3}'": Spec(
+        CURATE_PRETRAIN, "curate_quickstart", files=("near_threshold/quality.jsonl",), slow=True, needs=("datatrove",)),
+    "iclx experiment=curate_quickstart curate.executor.tasks=4 curate.executor.workers=2": Spec(
+        CURATE_PRETRAIN, "curate_quickstart", files=("curate_steps.csv",), slow=True, needs=("datatrove",)),
+    "iclx -m experiment=curation_effect sweep=curation_effect": Spec(
+        [*CURATE_PRETRAIN, "seed=0"], "curation_effect", jobs=2, slow=True, needs=("datatrove",)),
     # W&B offline (no credentials here): the run's W&B files land in the run folder for `wandb sync`
     "iclx experiment=icl_gd logger=wandb logger.wandb.project=my-project": Spec(
         PROBE, "icl_gd", slow=True, needs=("wandb",), env={"WANDB_MODE": "offline"}),
@@ -233,6 +251,18 @@ def _check_sweep(sweep_dir: Path, jobs: int) -> list[dict]:
 
 
 def _setup(tmp: Path, cmd: Command) -> None:
+    if "curate.input.paths=crawl/*.warc.gz" in cmd.args:  # a crawl: the shipped sample's pages as one WARC file
+        from warcio.statusandheaders import StatusAndHeaders
+        from warcio.warcwriter import WARCWriter
+
+        (tmp / "crawl").mkdir()
+        with open(tmp / "crawl" / "part-0.warc.gz", "wb") as f:
+            writer = WARCWriter(f, gzip=True)
+            for page in sorted((ROOT / "iclx" / "resources" / "curate_sample" / "pages").glob("*.html")):
+                headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+                with open(page, "rb") as payload:
+                    writer.write_record(writer.create_warc_record(f"https://example.org/{page.name}", "response",
+                                                                  payload=payload, http_headers=headers))
     if "data.paths=my_corpus/**/*.txt" in cmd.args:  # the user's corpus: a few files in nested folders
         corpus = ROOT / "iclx" / "resources" / "corpus"
         for i, src in enumerate(sorted(corpus.glob("*.txt"))):

@@ -190,8 +190,9 @@ def _state(store: Any, e: Entry) -> str:
 
 
 def resumable(folder: Path) -> bool:
-    """An unfinished build that holds a checkpoint to continue from (pre-training)."""
-    return any(folder.glob("checkpoints/*.ckpt"))
+    """An unfinished build that holds a checkpoint to continue from (pre-training), or a curation
+    with finished datatrove tasks (its next build skips them)."""
+    return any(folder.glob("checkpoints/*.ckpt")) or any(folder.glob("work/logs/*/completions/*"))
 
 
 def short_material(material: Any, width: int = 60) -> str:

@@ -79,3 +79,16 @@ def sleep(run):
     (run.out_dir / "sleeping").write_text("")
     time.sleep(float(run.cfg.get("sleep_seconds", 60)))
     return {"slept": 1}
+
+
+from iclx.curate.steps.base import DocStep  # noqa: E402 -- light: no datatrove until a curation runs
+
+
+@register("curate_step", "explode")
+class Explode(DocStep):
+    """A curation step that fails on documents holding BOOM: a per-document failure."""
+
+    def judge(self, doc):
+        if "BOOM" in doc.text:
+            raise RuntimeError("the step broke on this document")
+        return None
