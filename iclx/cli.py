@@ -483,6 +483,9 @@ def main() -> None:
         sys.exit(run_cli(sys.argv[1:]))
     except KeyboardInterrupt:  # the job recorded it and said so
         sys.exit(130)
+    except BrokenPipeError:  # `iclx --help | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
 
 
 def _terminate(signum: int, frame: Any) -> None:

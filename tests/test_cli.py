@@ -35,6 +35,18 @@ def test_help_lists_every_group_and_imports_no_torch(tmp_path):
     assert not heavy, f"--help imported {sorted(heavy)[:5]}"
 
 
+def test_help_into_a_reader_that_stops_early_prints_no_traceback(tmp_path):
+    """`iclx --help | head -3`: the reader is gone before the help is written out (here: before it starts)."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = subprocess.run([sys.executable, "-m", "iclx", "--help"], cwd=tmp_path, stdout=write_end,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write_end)
+    assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
 def _compose_each_option():
     """(group, option, resolved job config) for every option of every group."""
     GlobalHydra.instance().clear()
