@@ -384,6 +384,8 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         raise IclxError("stages is empty: name at least one stage, e.g. stages=[probe]")
     for stage in stages:
         registry.get("stage", stage)  # unknown names fail before anything runs
+    if {"tokenize", "pack", "pretrain"} & set(stages):
+        precheck_corpus_files(cfg)  # in pipeline order: the corpus's files before the task's
     if "evaluate" in stages and cfg.get("task") is not None:
         precheck_task(cfg)
     seed_everything(run.seed)
@@ -410,6 +412,20 @@ def _run_stages(run: Any, hydra_cfg: Any) -> None:
         log.info("stage %s: done in %.1fs", stage, metrics["seconds"])
         if not run.primary and stage == "pretrain":
             break  # a data-parallel worker's part ends with the training; rank 0 runs the later stages
+
+
+def precheck_corpus_files(cfg: DictConfig) -> None:
+    """A file-based corpus (``data=text_files``) whose paths match nothing stops the run before any
+    stage (and before the task, which a changed ``data`` may no longer fit). Curated runs read their
+    own inputs (the curate stage checks those)."""
+    from iclx.data.corpus import build_source
+
+    curate = cfg.get("curate")
+    if cfg.get("data") is None or (curate is not None and str(curate.get("name", "none")) != "none"):
+        return
+    files = getattr(build_source(cfg.data), "files", None)
+    if callable(files):
+        files()
 
 
 def precheck_task(cfg: DictConfig) -> None:

@@ -213,7 +213,7 @@ def test_executor_presets_compose_and_build_without_a_cluster(tmp_path):
     script = built[2].get_launch_file_contents(built[2].get_sbatch_args(100), "launch_pickled_pipeline executor.pik")
     assert "#SBATCH --partition=cpu" in script and "#SBATCH --account=lab" in script and "#SBATCH --array=0-99" in script
     assert built[2].job_name == "iclx_curate_02_output" and built[2].logging_dir.path.endswith("logs/02_output")
-    with pytest.raises(ConfigError, match=r"^curate.executor.partition is required by the slurm executor"):
+    with pytest.raises(ConfigError, match=r"^curate.executor.partition is required by curate_executor 'slurm': set it"):
         registry.build("curate_executor", compose_config(["curate/executor=slurm"]).curate.executor, key="curate.executor")
     cfg = compose_config(["experiment=curate_quickstart", "curate/executor=ray", "curate.executor.tasks=8"])
     validate_config(cfg)
